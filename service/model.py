@@ -1,0 +1,249 @@
+"""Model artifacts (verified before unpickling) and the fast prediction path used for serving.
+
+An artifact is a folder `models/<version>/` holding `model.joblib` (a scikit-learn Pipeline:
+TextNormalizer -> TfidfVectorizer -> temperature-calibrated LogisticRegression) and
+`manifest.json` (its provenance). `FastClassifier` applies the same fitted vocabulary, idf
+weights and coefficients without scikit-learn's per-call overhead; tests hold it to the
+pipeline's labels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from service.errors import ModelArtifactError
+from service.labels import LABELS
+
+MODEL_FILE = "model.joblib"
+MANIFEST_FILE = "manifest.json"
+
+
+def default_models_dir() -> Path:
+    """`PILAH_MODELS_DIR`, else the repository's `models/` folder."""
+    env = os.environ.get("PILAH_MODELS_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "models"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def list_versions(models_dir: Path | None = None) -> list[str]:
+    """Versions with a manifest, oldest first (version names sort by creation time)."""
+    root = models_dir or default_models_dir()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / MANIFEST_FILE).is_file())
+
+
+def resolve_model_dir(model: str | Path | None = None, models_dir: Path | None = None) -> Path:
+    """A model folder from a path, a version name, or (None) the newest version."""
+    root = models_dir or default_models_dir()
+    if model is not None:
+        path = Path(model)
+        if (path / MANIFEST_FILE).is_file():
+            return path
+        if (root / str(model) / MANIFEST_FILE).is_file():
+            return root / str(model)
+        raise ModelArtifactError(f"no model artifact at {model} (expected {MANIFEST_FILE} there)")
+    versions = list_versions(root)
+    if not versions:
+        raise ModelArtifactError(f"no model in {root}: run `pilah train` first")
+    return root / versions[-1]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    confidence: float
+    scores: dict[str, float]
+
+
+@dataclass
+class LoadedModel:
+    path: Path
+    manifest: dict[str, Any]
+    pipeline: Any
+    fast: FastClassifier = field(repr=False)
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest["version"])
+
+
+def read_manifest(model_dir: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads((model_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelArtifactError(f"unreadable manifest in {model_dir}: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise ModelArtifactError(f"manifest in {model_dir} is not a JSON object")
+    return manifest
+
+
+def load_model(model: str | Path | None = None, models_dir: Path | None = None) -> LoadedModel:
+    """Loads an artifact after checking its sha256, scikit-learn version and label set."""
+    import joblib
+    import sklearn
+
+    model_dir = resolve_model_dir(model, models_dir)
+    manifest = read_manifest(model_dir)
+    for key in ("version", "sha256", "labels", "libraries"):
+        if key not in manifest:
+            raise ModelArtifactError(f"manifest in {model_dir} lacks {key!r}")
+    model_path = model_dir / MODEL_FILE
+    if not model_path.is_file():
+        raise ModelArtifactError(f"{model_path} is missing")
+    actual = sha256_file(model_path)
+    if actual != manifest["sha256"]:
+        raise ModelArtifactError(
+            f"{model_path} does not match its manifest (sha256 {actual[:12]}..., "
+            f"expected {str(manifest['sha256'])[:12]}...): refusing to unpickle it"
+        )
+    trained_with = manifest["libraries"].get("scikit-learn")
+    if trained_with != sklearn.__version__:
+        raise ModelArtifactError(
+            f"model {manifest['version']} was trained with scikit-learn {trained_with}, "
+            f"this is {sklearn.__version__}: retrain it with `pilah train`"
+        )
+    if list(manifest["labels"]) != list(LABELS):
+        raise ModelArtifactError(
+            f"model {manifest['version']} has labels {manifest['labels']}, expected {list(LABELS)}"
+        )
+    try:
+        pipeline = joblib.load(model_path)
+    except Exception as exc:  # a corrupt pickle can raise almost anything
+        raise ModelArtifactError(f"cannot unpickle {model_path}: {exc}") from exc
+    return LoadedModel(model_dir, manifest, pipeline, FastClassifier.from_pipeline(pipeline))
+
+
+class FastClassifier:
+    """The fitted pipeline's arithmetic by hand: tokens -> word n-gram tf-idf -> logits ->
+    temperature softmax. ~20x less per-call overhead than `pipeline.predict_proba`."""
+
+    def __init__(
+        self,
+        normalizer: Any,
+        vocabulary: dict[str, int],
+        idf: np.ndarray,
+        ngram_range: tuple[int, int],
+        sublinear_tf: bool,
+        weights: np.ndarray,
+        intercept: np.ndarray,
+        beta: float,
+        classes: Sequence[str],
+    ) -> None:
+        self.normalizer = normalizer
+        self.vocabulary = vocabulary
+        self.idf = idf
+        self.ngram_range = ngram_range
+        self.sublinear_tf = sublinear_tf
+        self.weights = np.ascontiguousarray(weights)  # (n_features, n_classes)
+        self.intercept = intercept
+        self.beta = beta
+        self.classes = list(classes)
+        self.order = [self.classes.index(label) for label in LABELS]
+
+    @classmethod
+    def from_pipeline(cls, pipeline: Any) -> FastClassifier:
+        try:
+            normalizer = pipeline.named_steps["normalize"]
+            vectorizer = pipeline.named_steps["vectorize"]
+            calibrated = pipeline.named_steps["classify"]
+            (member,) = calibrated.calibrated_classifiers_
+            linear = member.estimator
+            (calibrator,) = member.calibrators
+            beta = float(calibrator.beta_)
+        except (AttributeError, KeyError, ValueError) as exc:
+            raise ModelArtifactError(f"unexpected pipeline layout: {exc}") from exc
+        if vectorizer.analyzer != "word" or vectorizer.norm != "l2" or not vectorizer.use_idf:
+            raise ModelArtifactError("fast path supports word n-grams with idf and l2 norm only")
+        return cls(
+            normalizer=normalizer,
+            vocabulary=dict(vectorizer.vocabulary_),
+            idf=np.asarray(vectorizer.idf_, dtype=np.float64),
+            ngram_range=tuple(vectorizer.ngram_range),
+            sublinear_tf=bool(vectorizer.sublinear_tf),
+            weights=np.asarray(linear.coef_, dtype=np.float64).T,
+            intercept=np.asarray(linear.intercept_, dtype=np.float64),
+            beta=beta,
+            classes=[str(c) for c in calibrated.classes_],
+        )
+
+    def features(self, tokens: Sequence[str]) -> tuple[list[int], np.ndarray]:
+        """Indices and tf-idf values of the known n-grams of one comment, l2-normalised."""
+        low, high = self.ngram_range
+        counts: Counter[int] = Counter()
+        vocabulary = self.vocabulary
+        n = len(tokens)
+        for size in range(low, high + 1):
+            for start in range(n - size + 1):
+                gram = tokens[start] if size == 1 else " ".join(tokens[start : start + size])
+                index = vocabulary.get(gram)
+                if index is not None:
+                    counts[index] += 1
+        if not counts:
+            return [], np.zeros(0)
+        indices = list(counts)
+        tf = np.fromiter(counts.values(), dtype=np.float64, count=len(indices))
+        if self.sublinear_tf:
+            tf = np.log(tf) + 1.0
+        values = tf * self.idf[indices]
+        norm = math.sqrt(float(values @ values))
+        return indices, values / norm
+
+    def _probabilities(self, logits: np.ndarray) -> np.ndarray:
+        scaled = self.beta * logits
+        scaled -= scaled.max(axis=-1, keepdims=True)
+        exp = np.exp(scaled)
+        return exp / exp.sum(axis=-1, keepdims=True)
+
+    def logits_one(self, text: str) -> tuple[list[str], list[int], np.ndarray, np.ndarray]:
+        tokens = self.normalizer.tokens(text)
+        indices, values = self.features(tokens)
+        logits = values @ self.weights[indices] + self.intercept if indices else self.intercept.copy()
+        return tokens, indices, values, logits
+
+    def predict_one(self, text: str) -> Prediction:
+        _, _, _, logits = self.logits_one(text)
+        return self._prediction(self._probabilities(logits))
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Probabilities in `self.classes` order, one row per text: one sparse product."""
+        indptr = [0]
+        indices: list[int] = []
+        data: list[np.ndarray] = []
+        for text in texts:
+            idx, values = self.features(self.normalizer.tokens(text))
+            indices.extend(idx)
+            data.append(values)
+            indptr.append(len(indices))
+        matrix = sp.csr_matrix(
+            (np.concatenate(data) if data else np.zeros(0), indices, indptr),
+            shape=(len(texts), len(self.vocabulary)),
+        )
+        logits = np.asarray(matrix @ self.weights) + self.intercept
+        return self._probabilities(logits)
+
+    def predict_many(self, texts: Sequence[str]) -> list[Prediction]:
+        return [self._prediction(row) for row in self.predict_proba(texts)]
+
+    def _prediction(self, probabilities: np.ndarray) -> Prediction:
+        best = int(np.argmax(probabilities))
+        scores = {label: round(float(probabilities[i]), 6) for label, i in zip(LABELS, self.order, strict=True)}
+        return Prediction(self.classes[best], round(float(probabilities[best]), 6), scores)

@@ -1,0 +1,319 @@
+"""Text pipeline shared by training and serving, so both see exactly the same tokens.
+
+raw text -> `raw_words` (Unicode repair, placeholders, emoji and ?/! kept) -> `process_word`
+per word (squeeze repeats, slang lexicon, Sastrawi stem, optional stop words) -> tokens.
+
+`process_word` is a pure function of the word, so it sits behind one bounded LRU cache per
+process; a fitted `TextNormalizer` also carries a table of the training vocabulary, which makes
+the cache warm from the first request.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from functools import cache, lru_cache
+from importlib import resources
+from typing import Any, Literal
+
+import ftfy
+from sklearn.base import BaseEstimator, TransformerMixin
+
+StopWords = Literal["keep", "sastrawi", "sastrawi_minus_cues"]
+
+URL, EMAIL, MENTION, HASHTAG, PHONE, IDNUM, NUM = (
+    "xurlx",
+    "xemailx",
+    "xmentionx",
+    "xhashtagx",
+    "xphonex",
+    "xidnumx",
+    "xnumx",
+)
+PLACEHOLDERS = frozenset({URL, EMAIL, MENTION, HASHTAG, PHONE, IDNUM, NUM})
+
+# Words that carry the intent of a comment: Sastrawi lists most of them as stop words and
+# stems some into other words (berapa -> apa? no; dimana -> mana, sebaiknya -> baik).
+CUE_WORDS = frozenset(
+    """
+    apa apakah kapan bagaimana gimana kenapa mengapa berapa siapa dimana kemana darimana mana
+    bisakah bolehkah adakah kah ya kok
+    tidak bukan belum enggak jangan tanpa kurang
+    mohon tolong minta harap harapnya berharap sebaiknya seharusnya harusnya semoga usul
+    alangkah perbaiki diperbaiki perbaikan sudah masih harus bisa boleh
+    """.split()
+)
+
+# Zero-width and bidi controls, variation selectors (❤️ == ❤), skin-tone modifiers, soft hyphen,
+# BOM and other characters that change nothing a reader sees.
+_INVISIBLE = re.compile(
+    "[\u00ad\u034f\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069"
+    "\ufe00-\ufe0f\ufeff\U0001f3fb-\U0001f3ff]"
+)
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+# Characters that only show up in text that went through a wrong decoder (ðŸ˜‚ for 😂).
+_MOJIBAKE_HINT = re.compile(r"[\u0080-\u00ff\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]")
+_EMOJI = (
+    "\U0001f000-\U0001faff\u2190-\u21ff\u2300-\u23ff\u2460-\u24ff\u25a0-\u27bf\u2900-\u297f"
+    "\u2b00-\u2bff\u3030\u303d\u3297\u3299"
+)
+_PLACEHOLDER = re.compile(
+    r"(?P<url>https?://\S+|www\.\S+"
+    r"|\b[\w-]+(?:\.[\w-]+)*\.(?:com|id|net|org|io|ly|me|xyz|site|link|info|biz|co|tv|app|gg|vip|top|online|store)\b(?:/\S*)?)"
+    r"|(?P<email>[\w.+-]+@[\w-]+\.[\w.-]+)"
+    r"|(?P<mention>@[\w.]+)"
+    r"|(?P<hashtag>\#(?P<tag>[^\W_][\w]*))"
+    r"|(?P<phone>(?<!\w)(?:\+62|62|0)[\s.-]?8(?:[\s.-]?\d){7,11}(?!\d))"
+    r"|(?P<idnum>(?<!\d)\d{16}(?!\d))"
+)
+_TLD = re.compile(r"\.(?:com|id|net|org|io|ly|me|xyz|site|link|info|biz|co|tv|app|gg|vip|top|online|store)\b")
+_FOUR_DIGITS = re.compile(r"\d{4}")
+_TOKEN = re.compile(rf"[^\W_]+|[?!]|[{_EMOJI}]")
+_REPEAT3 = re.compile(r"(\w)\1\1+")
+_REPEAT2 = re.compile(r"(\w)\1+")
+_LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b"}
+_LEET_DIGIT = re.compile(r"(?<=[^\W\d_])[0134578](?=[^\W\d_])")
+_REDUPLICATION = re.compile(r"^([^\W\d_]{2,})2([^\W\d_]*)$")
+_LETTERS_OR_DIGITS = re.compile(r"\d+|[^\W\d_]+")
+_MAX_STEM_LEN = 40
+_LRU_SIZE = 100_000
+
+
+def _placeholder(match: re.Match[str]) -> str:
+    kind = match.lastgroup
+    if kind == "tag" or match.group("hashtag"):
+        return f" {HASHTAG} {match.group('tag')} "
+    return {
+        "url": f" {URL} ",
+        "email": f" {EMAIL} ",
+        "mention": f" {MENTION} ",
+        "phone": f" {PHONE} ",
+        "idnum": f" {IDNUM} ",
+    }[kind or "url"]
+
+
+def clean(text: str) -> str:
+    """Repairs and canonicalises a comment: valid Unicode, mojibake fixed, NFKC, lower case,
+    no invisible characters, placeholders for URLs, e-mails, mentions, phone and ID numbers."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = _SURROGATE.sub("", text)
+    text = _strip_invisible(text)
+    if _MOJIBAKE_HINT.search(text):
+        text = _strip_invisible(ftfy.fix_text(text, normalization="NFKC"))
+    if not unicodedata.is_normalized("NFKC", text):
+        text = _strip_invisible(unicodedata.normalize("NFKC", text))
+    if _CONTROL.search(text):
+        text = _CONTROL.sub(" ", text)
+    text = text.lower()
+    if _may_hold_placeholder(text):
+        text = _PLACEHOLDER.sub(_placeholder, text)
+    return text
+
+
+def _strip_invisible(text: str) -> str:
+    return _INVISIBLE.sub("", text) if _INVISIBLE.search(text) else text
+
+
+def _may_hold_placeholder(text: str) -> bool:
+    """Cheap guards in front of the placeholder regex, which costs ~10 us on every comment."""
+    return (
+        "@" in text
+        or "#" in text
+        or "http" in text
+        or "www" in text
+        or bool(_TLD.search(text))
+        or bool(_FOUR_DIGITS.search(text))
+    )
+
+
+def _split_alnum(token: str) -> list[str]:
+    """Words mixing letters and digits: reduplication (cair2), leetspeak (g4c0r), 3bln."""
+    redup = _REDUPLICATION.match(token)
+    if redup:
+        return [redup.group(1)]
+    token = _LEET_DIGIT.sub(lambda m: _LEET[m.group()], token)
+    return [NUM if part.isdigit() else part for part in _LETTERS_OR_DIGITS.findall(token)]
+
+
+def raw_words(text: str, keep_punct: bool = True, keep_emoji: bool = True) -> list[str]:
+    """Tokens of a cleaned comment before the per-word steps; numbers become a placeholder."""
+    words: list[str] = []
+    for token in _TOKEN.findall(clean(text)):
+        if token.isalpha():
+            words.append(token)
+        elif token in "?!":
+            if keep_punct:
+                words.append(token)
+        elif token.isalnum():
+            words.extend([NUM] if token.isdigit() else _split_alnum(token))
+        elif keep_emoji:
+            words.append(token)
+    return words
+
+
+@cache
+def lexicon() -> dict[str, tuple[str, ...]]:
+    """The project's slang/Javanese/Sundanese lexicon: one word -> standard Indonesian words."""
+    source = resources.files("service").joinpath("resources/lexicon.tsv")
+    with source.open(encoding="utf-8", newline="") as handle:
+        rows = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        next(rows, None)
+        return {row[0]: tuple(row[1].replace("-", " ").split()) for row in rows if len(row) == 2}
+
+
+@cache
+def _stemmer() -> Any:
+    """Sastrawi's stemmer, built once per process (its dictionary holds 30k root words)."""
+    from Sastrawi.Stemmer.StemmerFactory import StemmerFactory
+
+    return StemmerFactory().create_stemmer().delegatedStemmer
+
+
+@cache
+def sastrawi_stop_words() -> frozenset[str]:
+    from Sastrawi.StopWordRemover.StopWordRemoverFactory import StopWordRemoverFactory
+
+    return frozenset(StopWordRemoverFactory().get_stop_words())
+
+
+def _stop_words(mode: StopWords) -> frozenset[str]:
+    if mode == "keep":
+        return frozenset()
+    if mode == "sastrawi":
+        return sastrawi_stop_words()
+    return sastrawi_stop_words() - CUE_WORDS
+
+
+def _squeeze(word: str, use_lexicon: bool = True) -> tuple[str, ...]:
+    """bangettt -> banget, mantulll -> mantul, maaaf -> maaf, then the slang lexicon."""
+    lex = lexicon() if use_lexicon else {}
+    if word in lex:
+        return lex[word]
+    if not _REPEAT3.search(word):
+        return (word,)
+    double = _REPEAT3.sub(r"\1\1", word)
+    if double in lex:
+        return lex[double]
+    single = _REPEAT2.sub(r"\1", double)
+    if single in lex:
+        return lex[single]
+    if _stemmer().dictionary.contains(double):
+        return (double,)
+    return (single,)
+
+
+def stem(word: str) -> str:
+    if word in CUE_WORDS or word in PLACEHOLDERS or len(word) > _MAX_STEM_LEN:
+        return word
+    if not word.isascii() or not word.isalpha():
+        return word
+    return str(_stemmer().stem_word(word))
+
+
+@lru_cache(maxsize=_LRU_SIZE)
+def process_word(
+    word: str, do_stem: bool = True, stop_words: StopWords = "keep", use_lexicon: bool = True
+) -> tuple[str, ...]:
+    """Everything done to one word, pure and cached: squeeze, lexicon, stem, stop words."""
+    if word in PLACEHOLDERS or not word.isalnum():
+        return (word,)
+    stops = _stop_words(stop_words)
+    out = []
+    for part in _squeeze(word, use_lexicon):
+        if part in stops:
+            continue
+        out.append(stem(part) if do_stem else part)
+    return tuple(out)
+
+
+def tokens(
+    text: str,
+    *,
+    do_stem: bool = True,
+    stop_words: StopWords = "keep",
+    keep_punct: bool = True,
+    keep_emoji: bool = True,
+    use_lexicon: bool = True,
+    table: dict[str, tuple[str, ...]] | None = None,
+) -> list[str]:
+    """The model's tokens for one comment; consecutive repeats collapse (cair-cair, 😭😭😭, ??)."""
+    table = table or {}
+    out: list[str] = []
+    last = None
+    for word in raw_words(text, keep_punct, keep_emoji):
+        processed = table.get(word)
+        if processed is None:
+            processed = process_word(word, do_stem, stop_words, use_lexicon)
+        for token in processed:
+            if token != last:
+                out.append(token)
+                last = token
+    return out
+
+
+def normalize(text: str) -> str:
+    """The default pipeline's tokens joined by spaces: what the vectorizer sees."""
+    return " ".join(tokens(text))
+
+
+class TextNormalizer(TransformerMixin, BaseEstimator):
+    """Turns comments into space-joined tokens; `fit` stores the training vocabulary's
+    processed forms (`word_table_`) so that serving never stems a known word again."""
+
+    def __init__(
+        self,
+        do_stem: bool = True,
+        stop_words: StopWords = "keep",
+        keep_punct: bool = True,
+        keep_emoji: bool = True,
+        use_lexicon: bool = True,
+    ) -> None:
+        self.do_stem = do_stem
+        self.stop_words = stop_words
+        self.keep_punct = keep_punct
+        self.keep_emoji = keep_emoji
+        self.use_lexicon = use_lexicon
+
+    def fit(self, X: Iterable[str], y: Sequence[Any] | None = None) -> TextNormalizer:
+        texts = _as_texts(X)
+        vocabulary = {w for text in texts for w in raw_words(text, self.keep_punct, self.keep_emoji)}
+        self.word_table_ = {
+            w: process_word(w, self.do_stem, self.stop_words, self.use_lexicon)
+            for w in sorted(vocabulary)
+        }
+        return self
+
+    def transform(self, X: Iterable[str]) -> list[str]:
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "word_table_")
+        return [" ".join(self.tokens(text)) for text in _as_texts(X)]
+
+    def tokens(self, text: str) -> list[str]:
+        return tokens(
+            text,
+            do_stem=self.do_stem,
+            stop_words=self.stop_words,
+            keep_punct=self.keep_punct,
+            keep_emoji=self.keep_emoji,
+            use_lexicon=self.use_lexicon,
+            table=self.word_table_,
+        )
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.requires_fit = True
+        return tags
+
+
+def _as_texts(X: Iterable[Any]) -> list[str]:
+    if isinstance(X, str):
+        raise ValueError("Expected an iterable of comments, got a single string.")
+    return ["" if x is None else str(x) for x in X]
