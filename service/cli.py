@@ -43,7 +43,9 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON
 
 
 def _print_metrics(metrics: dict[str, Any]) -> None:
-    typer.echo(f"rows {metrics['n']}  accuracy {metrics['accuracy']:.3f}  macro-F1 {metrics['macro_f1']:.3f}")
+    typer.echo(
+        f"rows {metrics['n']}  accuracy {metrics['accuracy']:.3f}  macro-F1 {metrics['macro_f1']:.3f}"
+    )
     for label, row in metrics["per_class"].items():
         typer.echo(
             f"  {label:<11} P {row['precision']:.3f}  R {row['recall']:.3f}  "
@@ -101,6 +103,9 @@ def cv_cli(
     data: Annotated[list[Path], typer.Option("--data", help="Labelled CSV/JSONL.")],
     folds: Annotated[int, typer.Option(min=2, max=20)] = 5,
     seed: int = 13,
+    tune: Annotated[
+        bool, typer.Option(help="Nest the hyper-parameter search in each fold, as `train` does.")
+    ] = True,
     as_json: JsonFlag = False,
 ) -> None:
     """Cross-validated metrics of the training pipeline on any labelled dataset."""
@@ -108,7 +113,7 @@ def cv_cli(
     from training.train import cross_validate
 
     with domain_errors():
-        metrics = cross_validate(load_labelled(data), folds=folds, seed=seed)
+        metrics = cross_validate(load_labelled(data), folds=folds, seed=seed, tune=tune)
     if as_json:
         typer.echo(json.dumps(metrics, ensure_ascii=False, indent=2))
     else:

@@ -147,6 +147,7 @@ class FastClassifier:
         intercept: np.ndarray,
         beta: float,
         classes: Sequence[str],
+        scores_are_log_joint: bool = False,
     ) -> None:
         self.normalizer = normalizer
         self.vocabulary = vocabulary
@@ -157,6 +158,8 @@ class FastClassifier:
         self.intercept = intercept
         self.beta = beta
         self.classes = list(classes)
+        # Naive Bayes gives joint log-likelihoods; the calibrator saw log(predict_proba + eps).
+        self.scores_are_log_joint = scores_are_log_joint
         self.order = [self.classes.index(label) for label in LABELS]
 
     @classmethod
@@ -169,6 +172,14 @@ class FastClassifier:
             linear = member.estimator
             (calibrator,) = member.calibrators
             beta = float(calibrator.beta_)
+            if hasattr(linear, "feature_log_prob_"):
+                weights, intercept, log_joint = (
+                    linear.feature_log_prob_,
+                    linear.class_log_prior_,
+                    True,
+                )
+            else:
+                weights, intercept, log_joint = linear.coef_, linear.intercept_, False
         except (AttributeError, KeyError, ValueError) as exc:
             raise ModelArtifactError(f"unexpected pipeline layout: {exc}") from exc
         if vectorizer.analyzer != "word" or vectorizer.norm != "l2" or not vectorizer.use_idf:
@@ -179,10 +190,11 @@ class FastClassifier:
             idf=np.asarray(vectorizer.idf_, dtype=np.float64),
             ngram_range=tuple(vectorizer.ngram_range),
             sublinear_tf=bool(vectorizer.sublinear_tf),
-            weights=np.asarray(linear.coef_, dtype=np.float64).T,
-            intercept=np.asarray(linear.intercept_, dtype=np.float64),
+            weights=np.asarray(weights, dtype=np.float64).T,
+            intercept=np.asarray(intercept, dtype=np.float64),
             beta=beta,
             classes=[str(c) for c in calibrated.classes_],
+            scores_are_log_joint=log_joint,
         )
 
     def features(self, tokens: Sequence[str]) -> tuple[list[int], np.ndarray]:
@@ -207,16 +219,23 @@ class FastClassifier:
         norm = math.sqrt(float(values @ values))
         return indices, values / norm
 
-    def _probabilities(self, logits: np.ndarray) -> np.ndarray:
-        scaled = self.beta * logits
-        scaled -= scaled.max(axis=-1, keepdims=True)
-        exp = np.exp(scaled)
+    @staticmethod
+    def _softmax(values: np.ndarray) -> np.ndarray:
+        shifted = values - values.max(axis=-1, keepdims=True)
+        exp = np.exp(shifted)
         return exp / exp.sum(axis=-1, keepdims=True)
+
+    def _probabilities(self, scores: np.ndarray) -> np.ndarray:
+        if self.scores_are_log_joint:
+            scores = np.log(self._softmax(scores) + 1e-12)
+        return self._softmax(self.beta * scores)
 
     def logits_one(self, text: str) -> tuple[list[str], list[int], np.ndarray, np.ndarray]:
         tokens = self.normalizer.tokens(text)
         indices, values = self.features(tokens)
-        logits = values @ self.weights[indices] + self.intercept if indices else self.intercept.copy()
+        logits = (
+            values @ self.weights[indices] + self.intercept if indices else self.intercept.copy()
+        )
         return tokens, indices, values, logits
 
     def predict_one(self, text: str) -> Prediction:
@@ -245,5 +264,8 @@ class FastClassifier:
 
     def _prediction(self, probabilities: np.ndarray) -> Prediction:
         best = int(np.argmax(probabilities))
-        scores = {label: round(float(probabilities[i]), 6) for label, i in zip(LABELS, self.order, strict=True)}
+        scores = {
+            label: round(float(probabilities[i]), 6)
+            for label, i in zip(LABELS, self.order, strict=True)
+        }
         return Prediction(self.classes[best], round(float(probabilities[best]), 6), scores)

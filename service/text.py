@@ -37,13 +37,54 @@ PLACEHOLDERS = frozenset({URL, EMAIL, MENTION, HASHTAG, PHONE, IDNUM, NUM})
 # Words that carry the intent of a comment: Sastrawi lists most of them as stop words and
 # stems some into other words (berapa -> apa? no; dimana -> mana, sebaiknya -> baik).
 CUE_WORDS = frozenset(
-    """
-    apa apakah kapan bagaimana gimana kenapa mengapa berapa siapa dimana kemana darimana mana
-    bisakah bolehkah adakah kah ya kok
-    tidak bukan belum enggak jangan tanpa kurang
-    mohon tolong minta harap harapnya berharap sebaiknya seharusnya harusnya semoga usul
-    alangkah perbaiki diperbaiki perbaikan sudah masih harus bisa boleh
-    """.split()
+    [
+        "apa",
+        "apakah",
+        "kapan",
+        "bagaimana",
+        "gimana",
+        "kenapa",
+        "mengapa",
+        "berapa",
+        "siapa",
+        "dimana",
+        "kemana",
+        "darimana",
+        "mana",
+        "bisakah",
+        "bolehkah",
+        "adakah",
+        "kah",
+        "ya",
+        "kok",
+        "tidak",
+        "bukan",
+        "belum",
+        "enggak",
+        "jangan",
+        "tanpa",
+        "kurang",
+        "mohon",
+        "tolong",
+        "minta",
+        "harap",
+        "harapnya",
+        "berharap",
+        "sebaiknya",
+        "seharusnya",
+        "harusnya",
+        "semoga",
+        "usul",
+        "alangkah",
+        "perbaiki",
+        "diperbaiki",
+        "perbaikan",
+        "sudah",
+        "masih",
+        "harus",
+        "bisa",
+        "boleh",
+    ]
 )
 
 # Zero-width and bidi controls, variation selectors (❤️ == ❤), skin-tone modifiers, soft hyphen,
@@ -55,21 +96,48 @@ _INVISIBLE = re.compile(
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 # Characters that only show up in text that went through a wrong decoder (ðŸ˜‚ for 😂).
-_MOJIBAKE_HINT = re.compile(r"[\u0080-\u00ff\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]")
+_MOJIBAKE_HINT = re.compile(
+    r"[\u0080-\u00ff\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]"
+)
+
+
+def _cp1252_char(byte: int) -> str:
+    try:
+        return bytes([byte]).decode("cp1252")
+    except UnicodeDecodeError:  # 0x81, 0x8d, 0x8f, 0x90, 0x9d: undefined, shown as C1 controls
+        return chr(byte)
+
+
+_CONTINUATION = "".join(_cp1252_char(b) for b in range(0x80, 0xC0))
+_CONTINUATION_BYTE = {_cp1252_char(b): b for b in range(0x80, 0xC0)}
+# A 4-byte emoji read as cp1252 whose last byte was undefined there and got lost on the way
+# ("ðŸ‘" for 👍). ftfy would take a following space for a lost 0xA0 and print 👠, so these
+# are restored first, with the undefined byte that makes the commonest emoji of its block.
+_TRUNCATED_EMOJI = re.compile(f"ðŸ([{re.escape(_CONTINUATION)}])(?![{re.escape(_CONTINUATION)}])")
+_LOST_BYTE = {0x99: 0x8F}  # 🙏; everywhere else 0x8D: 👍 😍
+
+
+def _restore_truncated_emoji(match: re.Match[str]) -> str:
+    third = _CONTINUATION_BYTE[match.group(1)]
+    return bytes([0xF0, 0x9F, third, _LOST_BYTE.get(third, 0x8D)]).decode("utf-8", "replace")
+
+
 _EMOJI = (
     "\U0001f000-\U0001faff\u2190-\u21ff\u2300-\u23ff\u2460-\u24ff\u25a0-\u27bf\u2900-\u297f"
     "\u2b00-\u2bff\u3030\u303d\u3297\u3299"
 )
 _PLACEHOLDER = re.compile(
     r"(?P<url>https?://\S+|www\.\S+"
-    r"|\b[\w-]+(?:\.[\w-]+)*\.(?:com|id|net|org|io|ly|me|xyz|site|link|info|biz|co|tv|app|gg|vip|top|online|store)\b(?:/\S*)?)"
-    r"|(?P<email>[\w.+-]+@[\w-]+\.[\w.-]+)"
+    r"|(?<![\w.-])[\w-]+(?:\.[\w-]+)*\.(?:com|id|net|org|io|ly|me|xyz|site|link|info|biz|co|tv|app|gg|vip|top|online|store)\b(?:/\S*)?)"
+    r"|(?P<email>(?<![\w.+-])[\w.+-]+@[\w-]+\.[\w.-]+)"
     r"|(?P<mention>@[\w.]+)"
     r"|(?P<hashtag>\#(?P<tag>[^\W_][\w]*))"
     r"|(?P<phone>(?<!\w)(?:\+62|62|0)[\s.-]?8(?:[\s.-]?\d){7,11}(?!\d))"
     r"|(?P<idnum>(?<!\d)\d{16}(?!\d))"
 )
-_TLD = re.compile(r"\.(?:com|id|net|org|io|ly|me|xyz|site|link|info|biz|co|tv|app|gg|vip|top|online|store)\b")
+_TLD = re.compile(
+    r"\.(?:com|id|net|org|io|ly|me|xyz|site|link|info|biz|co|tv|app|gg|vip|top|online|store)\b"
+)
 _FOUR_DIGITS = re.compile(r"\d{4}")
 _TOKEN = re.compile(rf"[^\W_]+|[?!]|[{_EMOJI}]")
 _REPEAT3 = re.compile(r"(\w)\1\1+")
@@ -104,6 +172,8 @@ def clean(text: str) -> str:
         text = _SURROGATE.sub("", text)
     text = _strip_invisible(text)
     if _MOJIBAKE_HINT.search(text):
+        if "ðŸ" in text:
+            text = _TRUNCATED_EMOJI.sub(_restore_truncated_emoji, text)
         text = _strip_invisible(ftfy.fix_text(text, normalization="NFKC"))
     if not unicodedata.is_normalized("NFKC", text):
         text = _strip_invisible(unicodedata.normalize("NFKC", text))
@@ -160,7 +230,7 @@ def raw_words(text: str, keep_punct: bool = True, keep_emoji: bool = True) -> li
 def lexicon() -> dict[str, tuple[str, ...]]:
     """The project's slang/Javanese/Sundanese lexicon: one word -> standard Indonesian words."""
     source = resources.files("service").joinpath("resources/lexicon.tsv")
-    with source.open(encoding="utf-8", newline="") as handle:
+    with source.open("r", encoding="utf-8") as handle:
         rows = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
         next(rows, None)
         return {row[0]: tuple(row[1].replace("-", " ").split()) for row in rows if len(row) == 2}
@@ -281,7 +351,9 @@ class TextNormalizer(TransformerMixin, BaseEstimator):
 
     def fit(self, X: Iterable[str], y: Sequence[Any] | None = None) -> TextNormalizer:
         texts = _as_texts(X)
-        vocabulary = {w for text in texts for w in raw_words(text, self.keep_punct, self.keep_emoji)}
+        vocabulary = {
+            w for text in texts for w in raw_words(text, self.keep_punct, self.keep_emoji)
+        }
         self.word_table_ = {
             w: process_word(w, self.do_stem, self.stop_words, self.use_lexicon)
             for w in sorted(vocabulary)

@@ -6,6 +6,7 @@ generated dataset shows up as a high near-duplicate rate and a low share of dist
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -52,7 +53,7 @@ def bigram_variety(texts: Sequence[str]) -> float:
     counts: Counter[tuple[str, str]] = Counter()
     for text in texts:
         words = re.findall(r"[^\W_]+", text.lower())
-        counts.update(zip(words, words[1:], strict=False))
+        counts.update(itertools.pairwise(words))
     total = sum(counts.values())
     return len(counts) / total if total else 0.0
 

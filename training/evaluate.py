@@ -72,7 +72,13 @@ def _metrics_table(metrics: dict[str, Any]) -> list[list[str]]:
     rows = [["label", "precision", "recall", "F1", "support"]]
     for label, row in metrics["per_class"].items():
         rows.append(
-            [label, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"])]
+            [
+                label,
+                f"{row['precision']:.3f}",
+                f"{row['recall']:.3f}",
+                f"{row['f1']:.3f}",
+                str(row["support"]),
+            ]
         )
     return rows
 
@@ -84,7 +90,9 @@ def write_report(result: dict[str, Any], path: Path | None = None) -> Path:
         REPORTS_DIR.mkdir(exist_ok=True)
         path = REPORTS_DIR / f"evaluate-{result['model_version']}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
-    png = confusion_png(metrics["confusion_matrix"], metrics["labels"], f"model {result['model_version']}")
+    png = confusion_png(
+        metrics["confusion_matrix"], metrics["labels"], f"model {result['model_version']}"
+    )
     table = _metrics_table(metrics)
     calibration = metrics.get("calibration", {})
     summary = (
@@ -125,10 +133,10 @@ def write_report(result: dict[str, Any], path: Path | None = None) -> Path:
     image = base64.b64encode(png).decode()
     path.write_text(
         f"""<!doctype html><html lang="en"><meta charset="utf-8">
-<title>Pilah evaluation {html.escape(result['model_version'])}</title>
+<title>Pilah evaluation {html.escape(result["model_version"])}</title>
 <style>body{{font-family:sans-serif;max-width:60rem;margin:2rem auto}}td,th{{padding:.2rem .6rem;text-align:right}}</style>
-<h1>Evaluation of model {html.escape(result['model_version'])}</h1>
-<p>Data: {html.escape(', '.join(result['data']))}<br>{html.escape(summary)}<br>{html.escape(note)}</p>
+<h1>Evaluation of model {html.escape(result["model_version"])}</h1>
+<p>Data: {html.escape(", ".join(result["data"]))}<br>{html.escape(summary)}<br>{html.escape(note)}</p>
 <table><tr>{head}</tr>{cells}</table>
 <h2>Confusion matrix</h2><img alt="confusion matrix" src="data:image/png;base64,{image}">
 <h2>Calibration (reliability)</h2>

@@ -9,7 +9,9 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 
-def expected_calibration_error(probabilities: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
+def expected_calibration_error(
+    probabilities: np.ndarray, correct: np.ndarray, bins: int = 15
+) -> float:
     """Top-label ECE: mean |accuracy - confidence| over equal-width confidence bins."""
     confidence = probabilities.max(axis=1)
     edges = np.linspace(0.0, 1.0, bins + 1)
@@ -22,7 +24,9 @@ def expected_calibration_error(probabilities: np.ndarray, correct: np.ndarray, b
     return float(total)
 
 
-def reliability(probabilities: np.ndarray, correct: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
+def reliability(
+    probabilities: np.ndarray, correct: np.ndarray, bins: int = 10
+) -> list[dict[str, float]]:
     confidence = probabilities.max(axis=1)
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)

@@ -1,0 +1,133 @@
+"""Artifacts: provenance, verification before unpickling, determinism, and the fast path."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from service.errors import ModelArtifactError
+from service.labels import LABELS
+from service.model import MANIFEST_FILE, MODEL_FILE, LoadedModel, load_model, resolve_model_dir
+from tests.conftest import SHARED_DATA
+from training.train import train
+
+REAL_LOOKING = [
+    "Min kok blm cair2 bansos PKH ny?? udh 3 bln 😭😭",
+    "dalane jebros mbok di genahi",
+    "Mantulll pak wali 👍👍",
+    "@budi @sari",
+    "SL0T G4C0R maxwin link di bio",
+    "ðŸ˜‚ðŸ˜‚",
+    "syarat bikin KTP baru apa aja min? makasih 🙏",
+    "usul pak, taman di kampung kami dikasih lampu",
+    "",
+    "   ",
+    "\u200b\u202e",
+]
+
+
+def _copy(model: LoadedModel, tmp_path: Path) -> Path:
+    target = tmp_path / model.path.name
+    shutil.copytree(model.path, target)
+    return target
+
+
+def test_manifest_carries_provenance(small_model: LoadedModel) -> None:
+    manifest = small_model.manifest
+    assert manifest["labels"] == list(LABELS)
+    assert len(manifest["sha256"]) == 64 and len(manifest["data"]["sha256"]) == 64
+    for key in ("scikit-learn", "numpy", "PySastrawi", "python"):
+        assert manifest["libraries"][key]
+    assert {"git_commit", "pilah"} <= set(manifest["code"])
+    assert 0 < manifest["metrics"]["cv"]["macro_f1"] <= 1
+    assert "ece_uncalibrated" in manifest["metrics"]["cv"]["calibration"]
+    assert manifest["created_at"]
+
+
+def test_tampered_artifact_is_refused(small_model: LoadedModel, tmp_path: Path) -> None:
+    copy = _copy(small_model, tmp_path)
+    with (copy / MODEL_FILE).open("ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(ModelArtifactError, match="sha256"):
+        load_model(copy)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        (("libraries", "scikit-learn"), "0.24.2", "scikit-learn 0.24.2"),
+        (("labels",), ["complaint", "question", "other"], "labels"),
+    ],
+)
+def test_incompatible_artifact_is_refused(
+    small_model: LoadedModel, tmp_path: Path, field: tuple[str, ...], value: object, message: str
+) -> None:
+    copy = _copy(small_model, tmp_path)
+    manifest = json.loads((copy / MANIFEST_FILE).read_text())
+    target = manifest
+    for key in field[:-1]:
+        target = target[key]
+    target[field[-1]] = value
+    (copy / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(ModelArtifactError, match=message):
+        load_model(copy)
+
+
+def test_missing_model_is_a_domain_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelArtifactError, match="pilah train"):
+        resolve_model_dir(None, tmp_path)
+    with pytest.raises(ModelArtifactError):
+        load_model(tmp_path / "nope")
+
+
+def _texts_for_agreement(seed_rows: list[dict[str, str]]) -> list[str]:
+    texts = [r["text"] for r in seed_rows[::7]] + REAL_LOOKING
+    dev = SHARED_DATA / "comments_dev.csv"
+    if dev.is_file():  # the real dev set, when ../shared is beside the repo
+        with dev.open(encoding="utf-8", newline="") as handle:
+            texts += [row["text"] for row in csv.DictReader(handle)]
+    return texts
+
+
+def test_fast_path_agrees_with_the_sklearn_pipeline(
+    small_model: LoadedModel, seed_rows: list[dict[str, str]]
+) -> None:
+    texts = _texts_for_agreement(seed_rows)
+    expected = small_model.pipeline.predict(texts)
+    expected_proba = small_model.pipeline.predict_proba(texts)
+    batch = small_model.fast.predict_proba(texts)
+    singles = [small_model.fast.predict_one(t) for t in texts]
+    assert [p.label for p in singles] == list(expected)
+    assert [p.label for p in small_model.fast.predict_many(texts)] == list(expected)
+    np.testing.assert_allclose(batch, expected_proba, rtol=1e-9, atol=1e-12)
+    for prediction in singles:
+        assert set(prediction.scores) == set(LABELS)
+        assert abs(sum(prediction.scores.values()) - 1) < 1e-4
+        assert prediction.confidence == max(prediction.scores.values())
+
+
+@pytest.mark.parametrize("classifier", ["nb"])
+def test_fast_path_supports_naive_bayes(
+    small_train_csv: Path, tmp_path: Path, classifier: str, seed_rows: list[dict[str, str]]
+) -> None:
+    model = load_model(
+        train([small_train_csv], tmp_path, folds=3, tune=False, classifier=classifier).model_dir
+    )  # type: ignore[arg-type]
+    texts = _texts_for_agreement(seed_rows)
+    assert [p.label for p in model.fast.predict_many(texts)] == list(model.pipeline.predict(texts))
+
+
+def test_same_data_and_seed_give_the_same_model(
+    small_model: LoadedModel, small_train_csv: Path, tmp_path: Path, seed_rows: list[dict[str, str]]
+) -> None:
+    again = load_model(train([small_train_csv], tmp_path, folds=3, tune=False).model_dir)
+    texts = [r["text"] for r in seed_rows[::5]]
+    np.testing.assert_array_equal(
+        again.fast.predict_proba(texts), small_model.fast.predict_proba(texts)
+    )
+    assert again.manifest["data"]["sha256"] == small_model.manifest["data"]["sha256"]
