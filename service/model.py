@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,27 +195,43 @@ class FastClassifier:
             scores_are_log_joint=log_joint,
         )
 
-    def features(self, tokens: Sequence[str]) -> tuple[list[int], np.ndarray]:
-        """Indices and tf-idf values of the known n-grams of one comment, l2-normalised."""
+    def counts(self, tokens: Sequence[str]) -> dict[int, int]:
+        """Vocabulary index -> count of the comment's known word n-grams."""
         low, high = self.ngram_range
-        counts: Counter[int] = Counter()
         vocabulary = self.vocabulary
-        n = len(tokens)
+        counts: dict[int, int] = {}
         for size in range(low, high + 1):
-            for start in range(n - size + 1):
-                gram = tokens[start] if size == 1 else " ".join(tokens[start : start + size])
+            grams = (
+                tokens
+                if size == 1
+                else [" ".join(g) for g in zip(*(tokens[i:] for i in range(size)))]
+            )
+            for gram in grams:
                 index = vocabulary.get(gram)
                 if index is not None:
-                    counts[index] += 1
-        if not counts:
-            return [], np.zeros(0)
-        indices = list(counts)
-        tf = np.fromiter(counts.values(), dtype=np.float64, count=len(indices))
-        if self.sublinear_tf:
-            tf = np.log(tf) + 1.0
+                    counts[index] = counts.get(index, 0) + 1
+        return counts
+
+    def _tfidf(self, indices: np.ndarray, counts: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+        """tf-idf values of a batch's CSR data, each row l2-normalised."""
+        tf = np.log(counts) + 1.0 if self.sublinear_tf else counts
         values = tf * self.idf[indices]
-        norm = math.sqrt(float(values @ values))
-        return indices, values / norm
+        lengths = np.diff(indptr)
+        squares = (
+            np.add.reduceat(values * values, indptr[:-1][lengths > 0]) if len(values) else values
+        )
+        norms = np.ones(len(lengths))
+        norms[lengths > 0] = np.sqrt(squares)
+        return values / np.repeat(norms, lengths)
+
+    def features(self, tokens: Sequence[str]) -> tuple[list[int], np.ndarray]:
+        """Indices and l2-normalised tf-idf values of one comment's known n-grams."""
+        counts = self.counts(tokens)
+        indices = list(counts)
+        data = np.array(list(counts.values()), dtype=np.float64)
+        return indices, self._tfidf(
+            np.array(indices, dtype=np.intp), data, np.array([0, len(indices)])
+        )
 
     @staticmethod
     def _softmax(values: np.ndarray) -> np.ndarray:
@@ -244,20 +258,22 @@ class FastClassifier:
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities in `self.classes` order, one row per text: one sparse product."""
+        tokens = self.normalizer.tokens
         indptr = [0]
         indices: list[int] = []
-        data: list[np.ndarray] = []
+        counts: list[int] = []
         for text in texts:
-            idx, values = self.features(self.normalizer.tokens(text))
-            indices.extend(idx)
-            data.append(values)
+            row = self.counts(tokens(text))
+            indices.extend(row)
+            counts.extend(row.values())
             indptr.append(len(indices))
+        index_array = np.array(indices, dtype=np.intp)
+        pointer = np.array(indptr, dtype=np.intp)
+        values = self._tfidf(index_array, np.array(counts, dtype=np.float64), pointer)
         matrix = sp.csr_matrix(
-            (np.concatenate(data) if data else np.zeros(0), indices, indptr),
-            shape=(len(texts), len(self.vocabulary)),
+            (values, index_array, pointer), shape=(len(texts), len(self.vocabulary))
         )
-        logits = np.asarray(matrix @ self.weights) + self.intercept
-        return self._probabilities(logits)
+        return self._probabilities(np.asarray(matrix @ self.weights) + self.intercept)
 
     def predict_many(self, texts: Sequence[str]) -> list[Prediction]:
         return [self._prediction(row) for row in self.predict_proba(texts)]

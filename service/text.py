@@ -174,7 +174,8 @@ def clean(text: str) -> str:
     if _MOJIBAKE_HINT.search(text):
         if "ðŸ" in text:
             text = _TRUNCATED_EMOJI.sub(_restore_truncated_emoji, text)
-        text = _strip_invisible(ftfy.fix_text(text, normalization="NFKC"))
+        # fix_encoding alone: 2.5x cheaper than fix_text; NFKC and controls are handled below.
+        text = _strip_invisible(ftfy.fix_encoding(text))
     if not unicodedata.is_normalized("NFKC", text):
         text = _strip_invisible(unicodedata.normalize("NFKC", text))
     if _CONTROL.search(text):
