@@ -204,7 +204,7 @@ class FastClassifier:
             grams = (
                 tokens
                 if size == 1
-                else [" ".join(g) for g in zip(*(tokens[i:] for i in range(size)))]
+                else [" ".join(g) for g in zip(*(tokens[i:] for i in range(size)), strict=False)]
             )
             for gram in grams:
                 index = vocabulary.get(gram)
