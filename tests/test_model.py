@@ -131,3 +131,26 @@ def test_same_data_and_seed_give_the_same_model(
         again.fast.predict_proba(texts), small_model.fast.predict_proba(texts)
     )
     assert again.manifest["data"]["sha256"] == small_model.manifest["data"]["sha256"]
+
+
+def test_review_thresholds_are_stored_and_sane(small_model: LoadedModel) -> None:
+    thresholds = small_model.manifest["thresholds"]
+    assert set(thresholds["min_confidence"]) == set(LABELS)
+    assert all(0 <= t <= 1 for t in thresholds["min_confidence"].values())
+    assert 0 < thresholds["min_margin"] < 1
+
+
+def test_review_threshold_is_where_precision_holds() -> None:
+    from training.train import review_thresholds
+
+    probabilities = np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.6, 0.4], [0.2, 0.8]])
+    truth = ["a", "a", "b", "a", "b"]
+    result = review_thresholds(probabilities, truth, ["a", "b"], target_precision=0.75)
+    assert result["min_confidence"]["a"] == 0.6  # top-4 'a' predictions: 3 of 4 right
+    assert result["min_confidence"]["b"] == 0.8
+    assert (
+        review_thresholds(probabilities, truth, ["a", "b"], target_precision=1.0)["min_confidence"][
+            "a"
+        ]
+        == 0.8
+    )

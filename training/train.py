@@ -40,6 +40,8 @@ PARAM_GRIDS: dict[str, dict[str, list[Any]]] = {
     "nb": {"classify__alpha": [0.03, 0.1, 0.3], "vectorize__ngram_range": [(1, 2), (1, 3)]},
 }
 NORMALIZER_PARAMS: dict[str, Any] = {}
+REVIEW_PRECISION = 0.95
+REVIEW_MARGIN = 0.15
 
 
 def make_classifier(kind: Classifier, seed: int = SEED) -> Any:
@@ -128,11 +130,15 @@ def cross_validate(
     classifier: Classifier = DEFAULT_CLASSIFIER,
     params: dict[str, Any] | None = None,
     tune: bool = False,
+    normalizer_params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Out-of-fold metrics of the training pipeline on a dataset, with ECE before and after
     calibration. `tune` nests the hyper-parameter search inside each training fold."""
     check_folds(dataset, folds)
-    normalized = TextNormalizer(**NORMALIZER_PARAMS).fit(dataset.texts).transform(dataset.texts)
+    normalizer = TextNormalizer(
+        **(NORMALIZER_PARAMS if normalizer_params is None else normalizer_params)
+    )
+    normalized = normalizer.fit(dataset.texts).transform(dataset.texts)
     labels = np.asarray(dataset.labels)
     present = [label for label in LABELS if label in set(dataset.labels)]
     splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
@@ -151,7 +157,39 @@ def cross_validate(
         expected_calibration_error(raw, np.asarray(present)[raw.argmax(axis=1)] == labels), 4
     )
     metrics.update(folds=folds, seed=seed, classifier=classifier, tuned=tune)
+    metrics["review_thresholds"] = review_thresholds(scaled, dataset.labels, present)
     return metrics
+
+
+def review_thresholds(
+    probabilities: np.ndarray,
+    y_true: Sequence[str],
+    labels: Sequence[str],
+    target_precision: float = REVIEW_PRECISION,
+    min_margin: float = REVIEW_MARGIN,
+) -> dict[str, Any]:
+    """Per predicted label, the lowest confidence at which out-of-fold predictions of that
+    label are still right `target_precision` of the time; below it (or when the top two
+    scores are closer than `min_margin`) a prediction needs a human look."""
+    truth = np.asarray(y_true)
+    predicted = probabilities.argmax(axis=1)
+    confidence = probabilities.max(axis=1)
+    thresholds = {}
+    for column, label in enumerate(labels):
+        mask = predicted == column
+        order = np.argsort(-confidence[mask])
+        hits = (truth[mask][order] == label).astype(float)
+        if not len(hits):
+            thresholds[label] = 1.0
+            continue
+        precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+        good = np.nonzero(precision >= target_precision)[0]
+        thresholds[label] = round(float(confidence[mask][order][good[-1]]), 4) if len(good) else 1.0
+    return {
+        "min_confidence": thresholds,
+        "min_margin": min_margin,
+        "target_precision": target_precision,
+    }
 
 
 def _search(
@@ -244,6 +282,7 @@ def train(
             ),
         },
         "metrics": {"cv": cv_metrics},
+        "thresholds": cv_metrics["review_thresholds"],
         "training_seconds": round(time.perf_counter() - started, 2),
     }
     (model_dir / MANIFEST_FILE).write_text(
