@@ -33,6 +33,7 @@ URL, EMAIL, MENTION, HASHTAG, PHONE, IDNUM, NUM = (
     "xnumx",
 )
 PLACEHOLDERS = frozenset({URL, EMAIL, MENTION, HASHTAG, PHONE, IDNUM, NUM})
+CUE_TOKENS = frozenset({"xnegx", "xposx", "xaskx", "xsuggestx", "xreportx"})
 
 # Words that carry the intent of a comment: Sastrawi lists most of them as stop words and
 # stems some into other words (berapa -> apa? no; dimana -> mana, sebaiknya -> baik).
@@ -238,6 +239,17 @@ def lexicon() -> dict[str, tuple[str, ...]]:
 
 
 @cache
+def cues() -> dict[str, str]:
+    """Word -> intent/polarity cue (neg, pos, ask, suggest, report), written for this project.
+    A cue token next to the word lets the model generalise to cue words it never saw."""
+    source = resources.files("service").joinpath("resources/cues.tsv")
+    with source.open("r", encoding="utf-8") as handle:
+        rows = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        next(rows, None)
+        return {row[0]: f"x{row[1]}x" for row in rows if len(row) == 2}
+
+
+@cache
 def _stemmer() -> Any:
     """Sastrawi's stemmer, built once per process (its dictionary holds 30k root words)."""
     from Sastrawi.Stemmer.StemmerFactory import StemmerFactory
@@ -288,17 +300,26 @@ def stem(word: str) -> str:
 
 @lru_cache(maxsize=_LRU_SIZE)
 def process_word(
-    word: str, do_stem: bool = True, stop_words: StopWords = "keep", use_lexicon: bool = True
+    word: str,
+    do_stem: bool = True,
+    stop_words: StopWords = "keep",
+    use_lexicon: bool = True,
+    use_cues: bool = True,
 ) -> tuple[str, ...]:
-    """Everything done to one word, pure and cached: squeeze, lexicon, stem, stop words."""
+    """Everything done to one word, pure and cached: squeeze, lexicon, stem, stop words, cue."""
+    cue_of = cues() if use_cues else {}
     if word in PLACEHOLDERS or not word.isalnum():
-        return (word,)
+        return (word, cue_of[word]) if word in cue_of else (word,)
     stops = _stop_words(stop_words)
     out = []
     for part in _squeeze(word, use_lexicon):
         if part in stops:
             continue
-        out.append(stem(part) if do_stem else part)
+        root = stem(part) if do_stem else part
+        out.append(root)
+        cue = cue_of.get(part) or cue_of.get(root)
+        if cue:
+            out.append(cue)
     return tuple(out)
 
 
@@ -310,21 +331,29 @@ def tokens(
     keep_punct: bool = True,
     keep_emoji: bool = True,
     use_lexicon: bool = True,
+    use_cues: bool = True,
     table: dict[str, tuple[str, ...]] | None = None,
 ) -> list[str]:
-    """The model's tokens for one comment; consecutive repeats collapse (cair-cair, 😭😭😭, ??)."""
+    """The model's tokens for one comment: words in order (consecutive repeats collapse:
+    cair-cair, 😭😭😭, ??), then the comment's cue tokens, which stay out of word bigrams."""
     table = table or {}
     out: list[str] = []
-    last = None
+    cue_tokens: list[str] = []
+    last_word = last = None
     for word in raw_words(text, keep_punct, keep_emoji):
+        if word == last_word:
+            continue
+        last_word = word
         processed = table.get(word)
         if processed is None:
-            processed = process_word(word, do_stem, stop_words, use_lexicon)
+            processed = process_word(word, do_stem, stop_words, use_lexicon, use_cues)
         for token in processed:
-            if token != last:
+            if token in CUE_TOKENS:
+                cue_tokens.append(token)
+            elif token != last:
                 out.append(token)
                 last = token
-    return out
+    return out + cue_tokens
 
 
 def normalize(text: str) -> str:
@@ -343,12 +372,14 @@ class TextNormalizer(TransformerMixin, BaseEstimator):
         keep_punct: bool = True,
         keep_emoji: bool = True,
         use_lexicon: bool = True,
+        use_cues: bool = True,
     ) -> None:
         self.do_stem = do_stem
         self.stop_words = stop_words
         self.keep_punct = keep_punct
         self.keep_emoji = keep_emoji
         self.use_lexicon = use_lexicon
+        self.use_cues = use_cues
 
     def fit(self, X: Iterable[str], y: Sequence[Any] | None = None) -> TextNormalizer:
         texts = _as_texts(X)
@@ -356,7 +387,7 @@ class TextNormalizer(TransformerMixin, BaseEstimator):
             w for text in texts for w in raw_words(text, self.keep_punct, self.keep_emoji)
         }
         self.word_table_ = {
-            w: process_word(w, self.do_stem, self.stop_words, self.use_lexicon)
+            w: process_word(w, self.do_stem, self.stop_words, self.use_lexicon, self.use_cues)
             for w in sorted(vocabulary)
         }
         return self
@@ -375,6 +406,7 @@ class TextNormalizer(TransformerMixin, BaseEstimator):
             keep_punct=self.keep_punct,
             keep_emoji=self.keep_emoji,
             use_lexicon=self.use_lexicon,
+            use_cues=self.use_cues,
             table=self.word_table_,
         )
 

@@ -148,3 +148,12 @@ def test_pathological_100k_inputs(unit: str) -> None:
     """Regression guard: unanchored placeholder patterns once went quadratic on these."""
     text = (unit * 100_000)[:100_000]
     assert isinstance(normalize(text), str)
+
+
+def test_cue_tokens_follow_the_words() -> None:
+    out = tokens("jalan rusak parah, usul diadakan bus malam, syaratnya apa? mantap 👍")
+    words, cue_part = out[: out.index("xnegx")], out[out.index("xnegx") :]
+    assert "rusak" in words and "parah" in words
+    assert {"xnegx", "xsuggestx", "xaskx", "xposx"} <= set(cue_part)
+    assert all(t.startswith("x") and t.endswith("x") for t in cue_part)
+    assert "xnegx" not in tokens("jalan rusak parah", use_cues=False)

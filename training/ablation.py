@@ -26,6 +26,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "pilah (all choices on)": {},
     "no Sastrawi stemming": {"do_stem": False},
     "no slang/Javanese lexicon": {"use_lexicon": False},
+    "no cue lexicon (polarity/intent tokens)": {"use_cues": False},
     "Sastrawi stop words (drops apa/tidak/mohon...)": {"stop_words": "sastrawi"},
     "Sastrawi stop words minus cue words": {"stop_words": "sastrawi_minus_cues"},
     "drop ? and !": {"keep_punct": False},
