@@ -33,7 +33,9 @@ URL, EMAIL, MENTION, HASHTAG, PHONE, IDNUM, NUM = (
     "xnumx",
 )
 PLACEHOLDERS = frozenset({URL, EMAIL, MENTION, HASHTAG, PHONE, IDNUM, NUM})
-CUE_TOKENS = frozenset({"xnegx", "xposx", "xaskx", "xsuggestx", "xreportx"})
+CUE_TOKENS = frozenset(
+    f"x{cue}x" for cue in ("neg", "pos", "ask", "suggest", "report", "spam", "laugh", "pray", "thanks")
+)
 
 # Words that carry the intent of a comment: Sastrawi lists most of them as stop words and
 # stems some into other words (berapa -> apa? no; dimana -> mana, sebaiknya -> baik).
@@ -240,7 +242,8 @@ def lexicon() -> dict[str, tuple[str, ...]]:
 
 @cache
 def cues() -> dict[str, str]:
-    """Word -> intent/polarity cue (neg, pos, ask, suggest, report), written for this project.
+    """Word -> intent, polarity or register cue (neg, pos, ask, suggest, report, spam, laugh,
+    pray, thanks), written for this project.
     A cue token next to the word lets the model generalise to cue words it never saw."""
     source = resources.files("service").joinpath("resources/cues.tsv")
     with source.open("r", encoding="utf-8") as handle:

@@ -84,12 +84,13 @@ def test_placeholders() -> None:
 
 
 def test_mojibake_is_repaired() -> None:
-    assert tokens("ðŸ˜‚ðŸ˜‚") == ["😂"]
+    assert tokens("ðŸ˜‚ðŸ˜‚", use_cues=False) == ["😂"]
     assert tokens("mantap ðŸ‘") == tokens("mantap 👍")
 
 
 def test_leetspeak_and_fancy_fonts_of_gambling_spam() -> None:
     assert tokens("SL0T G4C0R maxwin") == tokens("slot gacor maxwin")
+    assert "xspamx" in tokens("SL0T G4C0R maxwin")
     assert tokens("𝐒𝐋𝐎𝐓 𝐆𝐀𝐂𝐎𝐑")[:2] == ["slot", "gacor"]
 
 
