@@ -281,6 +281,10 @@ def _squeeze(word: str, use_lexicon: bool = True) -> tuple[str, ...]:
     if word in lex:
         return lex[word]
     if not _REPEAT3.search(word):
+        # alhamdulillaah, amiin: a doubled letter that no lexicon knows, but its single form is
+        single = _REPEAT2.sub(r"\1", word)
+        if single != word and (single in lex or single in cues()) and not _in_dictionary(word):
+            return lex.get(single, (single,))
         return (word,)
     double = _REPEAT3.sub(r"\1\1", word)
     if double in lex:
@@ -288,9 +292,13 @@ def _squeeze(word: str, use_lexicon: bool = True) -> tuple[str, ...]:
     single = _REPEAT2.sub(r"\1", double)
     if single in lex:
         return lex[single]
-    if _stemmer().dictionary.contains(double):
+    if _in_dictionary(double):
         return (double,)
     return (single,)
+
+
+def _in_dictionary(word: str) -> bool:
+    return bool(_stemmer().dictionary.contains(word))
 
 
 def stem(word: str) -> str:

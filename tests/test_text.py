@@ -158,3 +158,8 @@ def test_cue_tokens_follow_the_words() -> None:
     assert {"xnegx", "xsuggestx", "xaskx", "xposx"} <= set(cue_part)
     assert all(t.startswith("x") and t.endswith("x") for t in cue_part)
     assert "xnegx" not in tokens("jalan rusak parah", use_cues=False)
+
+
+def test_doubled_letters_fold_only_into_known_words() -> None:
+    assert tokens("Alhamdulillaah amiin", use_cues=False) == ["alhamdulillah", "amin"]
+    assert tokens("maaf saat taat", use_cues=False) == ["maaf", "saat", "taat"]
