@@ -40,6 +40,8 @@ PARAM_GRIDS: dict[str, dict[str, list[Any]]] = {
     "nb": {"classify__alpha": [0.03, 0.1, 0.3], "vectorize__ngram_range": [(1, 2), (1, 3)]},
 }
 NORMALIZER_PARAMS: dict[str, Any] = {}
+# Folds in parallel: same results as sequential (each fit is deterministic), ~2x faster here.
+N_JOBS = 2
 REVIEW_PRECISION = 0.95
 REVIEW_MARGIN = 0.15
 
@@ -147,8 +149,12 @@ def cross_validate(
     if tune:
         raw_model = _search(raw_model, classifier, folds, seed)
         calibrated = _search(calibrated, classifier, folds, seed, prefix="classify__estimator__")
-    raw = cross_val_predict(raw_model, normalized, labels, cv=splitter, method="predict_proba")
-    scaled = cross_val_predict(calibrated, normalized, labels, cv=splitter, method="predict_proba")
+    raw = cross_val_predict(
+        raw_model, normalized, labels, cv=splitter, method="predict_proba", n_jobs=N_JOBS
+    )
+    scaled = cross_val_predict(
+        calibrated, normalized, labels, cv=splitter, method="predict_proba", n_jobs=N_JOBS
+    )
     order = [sorted(present).index(label) for label in present]  # classes_ are sorted
     raw, scaled = raw[:, order], scaled[:, order]
     predicted = np.asarray(present)[scaled.argmax(axis=1)]
@@ -200,7 +206,11 @@ def _search(
         for key, values in PARAM_GRIDS[classifier].items()
     }
     return GridSearchCV(
-        model, grid, scoring="f1_macro", cv=StratifiedKFold(folds, shuffle=True, random_state=seed)
+        model,
+        grid,
+        scoring="f1_macro",
+        cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+        n_jobs=N_JOBS,
     )
 
 
