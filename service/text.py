@@ -34,7 +34,8 @@ URL, EMAIL, MENTION, HASHTAG, PHONE, IDNUM, NUM = (
 )
 PLACEHOLDERS = frozenset({URL, EMAIL, MENTION, HASHTAG, PHONE, IDNUM, NUM})
 CUE_TOKENS = frozenset(
-    f"x{cue}x" for cue in ("neg", "pos", "ask", "suggest", "report", "spam", "laugh", "pray", "thanks")
+    f"x{cue}x"
+    for cue in ("neg", "pos", "ask", "suggest", "report", "spam", "laugh", "pray", "thanks")
 )
 
 # Words that carry the intent of a comment: Sastrawi lists most of them as stop words and
