@@ -6,6 +6,7 @@ Domain errors (bad data, bad artifacts) become a one-line message on stderr and 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -152,6 +153,127 @@ def predict_cli(
             if output:
                 sink.close()
     typer.echo(f"{count} rows labelled with model {loaded.version}", err=True)
+
+
+@contextmanager
+def _tcp_nodelay_for_workers() -> Iterator[None]:
+    """With several workers uvicorn binds the listening socket itself as
+    `socket.socket(AF_INET)`, whose `proto` is 0; asyncio then skips TCP_NODELAY on the
+    accepted connections (it checks proto == IPPROTO_TCP) and every response written in two
+    parts waits ~40 ms for a delayed ACK. Re-wrapping the bound socket lets the kernel report
+    its real protocol, which the worker processes inherit."""
+    import socket
+
+    from uvicorn.config import Config
+
+    original = Config.bind_socket
+
+    def bind_socket(self: Config) -> socket.socket:
+        sock = original(self)
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.proto == 0:
+            sock = socket.socket(fileno=sock.detach())  # family/type/proto read from the fd
+            sock.set_inheritable(True)
+        return sock
+
+    Config.bind_socket = bind_socket  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Config.bind_socket = original  # type: ignore[method-assign]
+
+
+def _default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+@app.command("serve")
+def serve_cli(
+    host: Annotated[str, typer.Option(help="Interface to bind (0.0.0.0 for all).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="Worker processes (default: CPU cores, at most 4)."),
+    ] = None,
+    model: ModelOption = None,
+    models_dir: Annotated[
+        Path | None, typer.Option("--models-dir", help="Models folder (default: models/).")
+    ] = None,
+    train_if_missing: Annotated[
+        bool, typer.Option(help="Train the default model first when there is none.")
+    ] = True,
+    limit_concurrency: Annotated[
+        int, typer.Option(min=1, help="Connections per worker before 503s.")
+    ] = 512,
+    backlog: Annotated[int, typer.Option(min=1)] = 2048,
+    timeout_keep_alive: Annotated[int, typer.Option(min=1, help="Idle keep-alive seconds.")] = 5,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Serve the REST API with uvicorn (training the default model first if there is none)."""
+    import shutil
+    import tempfile
+
+    import uvicorn
+    from pydantic import ValidationError
+
+    from service.model import default_models_dir, list_versions
+    from service.observability import logging_config
+    from service.settings import Settings
+
+    root = (models_dir or default_models_dir()).resolve()
+    if model is None and not list_versions(root):
+        if not train_if_missing:
+            typer.echo(f"error: no model in {root}: run `pilah train` first", err=True)
+            raise typer.Exit(2)
+        from training.train import train
+
+        typer.echo(f"no model in {root}: training the default one (about a minute)...", err=True)
+        with domain_errors():
+            result = train(None, root)
+        typer.echo(f"model {result.manifest['version']} written to {result.model_dir}", err=True)
+    count = workers or int(os.environ.get("WEB_CONCURRENCY", 0)) or _default_workers()
+    os.environ["PILAH_MODELS_DIR"] = str(root)
+    if model is not None:
+        os.environ["PILAH_MODEL"] = model
+    shared: Path | None = None
+    if count > 1:
+        # Workers share metrics through files, and follow each other's model reloads.
+        shared = Path(tempfile.mkdtemp(prefix="pilah-serve-"))
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(shared / "metrics"))
+        Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("PILAH_MODEL_SYNC_FILE", str(shared / "model-version"))
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        typer.echo(f"error: invalid PILAH_* settings: {exc}", err=True)
+        raise typer.Exit(2) from None
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    base = f"http://{shown}:{port}"
+    typer.echo(
+        f"Pilah API on {base} with {count} worker(s); docs at {base}/docs "
+        f"(OpenAPI: {base}/openapi.json); auth {'on' if settings.auth_enabled else 'off'}",
+        err=True,
+    )
+    if not settings.auth_enabled and host not in ("127.0.0.1", "localhost", "::1"):
+        typer.echo("warning: authentication is off on a non-loopback interface", err=True)
+    try:
+        with _tcp_nodelay_for_workers():
+            uvicorn.run(
+                "service.app:create_app",
+                factory=True,
+                host=host,
+                port=port,
+                workers=count,
+                log_config=logging_config(log_level.upper(), settings.log_json),
+                access_log=False,  # the service writes its own access log (JSON, with request ids)
+                limit_concurrency=limit_concurrency,
+                backlog=backlog,
+                timeout_keep_alive=timeout_keep_alive,
+                timeout_graceful_shutdown=30,
+                server_header=False,
+            )
+    finally:
+        if shared is not None:
+            shutil.rmtree(shared, ignore_errors=True)
 
 
 def _stderr_console() -> Any:

@@ -1,0 +1,263 @@
+"""Request and response bodies of the HTTP API, with the examples shown in the OpenAPI docs.
+
+Text limits (length, emptiness) are checked by the service with its settings, not here, so
+that an item of a batch can fail on its own; `service.app` writes the configured limits
+into the OpenAPI schema.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+Label = Literal["complaint", "question", "aspiration", "praise", "other"]
+Platform = Literal["instagram", "facebook", "x", "youtube", "tiktok", "other"]
+Flag = Literal["urgent", "spam", "pii"]
+ReviewReason = Literal["low_confidence", "small_margin"]
+
+EXAMPLE_TEXTS = {
+    "keluhan": "Min, jalan di Jl. Kaligawe rusak parah dan berlubang, sudah 3 bulan tidak diperbaiki",
+    "pertanyaan": "Kak, syarat daftar PKH apa aja ya? Makasih min",
+    "aspirasi": "Alangkah baiknya di taman kota ditambah tempat sampah terpilah",
+    "pujian": "Mantap pak wali, pelayanan dukcapil sekarang cepat 👍",
+    "darurat": "Tolong min, banjir setinggi lutut di Genuk, warga butuh evakuasi!",
+}
+
+
+class ClassifyRequest(BaseModel):
+    """One comment to classify."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {"text": EXAMPLE_TEXTS["keluhan"], "id": "ig-18023", "platform": "instagram"},
+                {"text": EXAMPLE_TEXTS["pertanyaan"], "platform": "facebook"},
+            ]
+        },
+    )
+
+    text: str = Field(
+        description="The comment as the citizen wrote it (slang, emoji and broken encoding are fine).",
+        examples=[EXAMPLE_TEXTS["keluhan"]],
+        # Documented here, enforced by the service (which also counts invisible-only text
+        # as empty) so that the error says `empty_text` / `text_too_long`.
+        json_schema_extra={"pattern": r"\S", "minLength": 1, "maxLength": 5000},
+    )
+    id: str | None = Field(
+        default=None,
+        description="Your identifier for the comment, returned unchanged.",
+        examples=["ig-18023"],
+    )
+    platform: Platform | None = Field(
+        default=None, description="Where the comment was posted.", examples=["instagram"]
+    )
+
+
+_ITEM_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "minItems": 1,
+    "maxItems": 1000,
+    "items": {"$ref": "#/components/schemas/ClassifyRequest"},
+    "description": "Comments to classify, at most `max_batch_items` (see GET /v1/model). "
+    "An invalid item gets its own error entry; the other items are still classified.",
+}
+
+
+class BatchRequest(BaseModel):
+    """Up to `max_batch_items` comments; results come back in input order."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {"id": "1", "text": EXAMPLE_TEXTS["keluhan"], "platform": "instagram"},
+                        {"id": "2", "text": EXAMPLE_TEXTS["pujian"]},
+                        {"id": "3", "text": EXAMPLE_TEXTS["darurat"], "platform": "x"},
+                    ]
+                }
+            ]
+        },
+    )
+
+    # Items are validated one by one by the service, so they are `Any` here; the schema
+    # still documents them as ClassifyRequest.
+    items: Annotated[list[Any], WithJsonSchema(_ITEM_SCHEMA)]
+
+
+class Scores(BaseModel):
+    """Probability of every label (they sum to 1)."""
+
+    complaint: float = Field(ge=0, le=1)
+    question: float = Field(ge=0, le=1)
+    aspiration: float = Field(ge=0, le=1)
+    praise: float = Field(ge=0, le=1)
+    other: float = Field(ge=0, le=1)
+
+
+class Feature(BaseModel):
+    feature: str = Field(description="A stemmed word or word pair the model knows.")
+    weight: float = Field(description="How far it pushed the decision (log-odds units).")
+
+
+class Explanation(BaseModel):
+    """The features that pushed the comment towards `label` rather than `versus`, strongest
+    first: each feature's tf-idf value times the difference of its weights for the two labels."""
+
+    versus: Label | None = Field(description="The runner-up label.")
+    features: list[Feature]
+
+
+class PriorityReason(BaseModel):
+    code: str = Field(examples=["label", "urgent", "topic", "pii", "spam"])
+    detail: str = Field(examples=["complaint 0.93"])
+    points: int
+
+
+class Priority(BaseModel):
+    """How soon an admin should look at the comment (0-100) and why."""
+
+    score: int = Field(ge=0, le=100)
+    reasons: list[PriorityReason]
+
+
+class ClassifyResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "ig-18023",
+                    "label": "complaint",
+                    "confidence": 0.93,
+                    "scores": {
+                        "complaint": 0.93,
+                        "question": 0.03,
+                        "aspiration": 0.02,
+                        "praise": 0.01,
+                        "other": 0.01,
+                    },
+                    "needs_review": False,
+                    "review_reasons": [],
+                    "explanation": {
+                        "versus": "question",
+                        "features": [
+                            {"feature": "rusak", "weight": 1.42},
+                            {"feature": "tidak baik", "weight": 0.61},
+                        ],
+                    },
+                    "priority": {
+                        "score": 50,
+                        "reasons": [
+                            {"code": "label", "detail": "complaint 0.93", "points": 45},
+                            {"code": "topic", "detail": "jalan", "points": 5},
+                        ],
+                    },
+                    "flags": [],
+                    "topics": ["jalan"],
+                    "model_version": "20261128-205605-18aef410",
+                }
+            ]
+        }
+    )
+
+    id: str | None = None
+    label: Label
+    confidence: float = Field(ge=0, le=1)
+    scores: Scores
+    needs_review: bool = Field(
+        description="True when the confidence is below the label's threshold or the top two "
+        "scores are close (thresholds in GET /v1/model)."
+    )
+    review_reasons: list[ReviewReason]
+    explanation: Explanation
+    priority: Priority
+    flags: list[Flag] = Field(
+        description="urgent (disaster, accident, emergency), spam (online gambling, promotion), "
+        "pii (NIK/KK, phone number or e-mail address in the text)."
+    )
+    topics: list[str] = Field(examples=[["bansos", "adminduk"]])
+    model_version: str
+
+
+class ItemError(BaseModel):
+    code: str = Field(examples=["empty_text"])
+    message: str
+
+
+class BatchResult(BaseModel):
+    index: int = Field(ge=0, description="Position of the item in the request.")
+    id: str | None = None
+    result: ClassifyResponse | None = None
+    error: ItemError | None = None
+
+
+class BatchResponse(BaseModel):
+    model_version: str
+    count: int
+    failed: int = Field(description="Items that got an error instead of a result.")
+    results: list[BatchResult]
+
+
+class Thresholds(BaseModel):
+    min_confidence: dict[str, float]
+    min_margin: float
+    source: Literal["manifest", "default"]
+
+
+class Limits(BaseModel):
+    max_text_chars: int
+    max_batch_items: int
+    max_body_bytes: int
+    max_id_chars: int
+
+
+class ModelInfo(BaseModel):
+    version: str
+    labels: list[str]
+    created_at: str | None
+    classifier: str | None
+    metrics: dict[str, Any]
+    thresholds: Thresholds
+    limits: Limits
+
+
+class ReloadRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={"examples": [{}, {"version": "20261128-205605-18aef410"}]},
+    )
+
+    version: str | None = Field(
+        default=None,
+        description="A version in the models folder (default: the newest).",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
+    )
+
+
+class ReloadResponse(BaseModel):
+    previous_version: str | None
+    model_version: str
+    changed: bool
+    load_seconds: float
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Ready(BaseModel):
+    status: Literal["ready"] = "ready"
+    model_version: str
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(examples=["text_too_long"])
+    message: str = Field(examples=["text is longer than 5000 characters"])
+    request_id: str = Field(examples=["3f2a9c1e5b7d4e0f8a6b2c9d1e3f5a7b"])
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail

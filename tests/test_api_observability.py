@@ -1,0 +1,147 @@
+"""Structured JSON logs with request ids, no comment text at INFO, and the metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from api_helpers import AppFactory
+from fastapi.testclient import TestClient
+
+from service.observability import JSONFormatter, Metrics, logging_config, request_id_var
+
+pytest_plugins = ["conftest_api"]
+
+ROOT = Path(__file__).resolve().parents[1]
+SECRET = "Budi Santoso NIK 3374010101010001 rumah di Jl. Melati 5"
+
+
+def test_access_log_has_request_ids_and_no_text(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="pilah"):
+        client.post("/v1/classify", json={"text": SECRET}, headers={"X-Request-ID": "req-1"})
+        client.post("/v1/classify/batch", json={"items": [{"text": SECRET}, {"text": ""}]})
+        client.post("/v1/classify", json={"text": SECRET * 300})
+        client.post(
+            "/v1/classify",
+            content=f'{{"text": "{SECRET}", NaN}}'.encode(),
+            headers={"content-type": "application/json"},
+        )
+    access = [r for r in caplog.records if r.name == "pilah.access"]
+    assert len(access) == 4
+    first = access[0]
+    assert first.__dict__["route"] == "/v1/classify"
+    assert first.__dict__["status"] == 200
+    assert first.__dict__["method"] == "POST"
+    assert first.__dict__["duration_ms"] >= 0
+    formatted = [JSONFormatter().format(r) for r in caplog.records]
+    lines = [json.loads(line) for line in formatted]
+    assert lines[0]["request_id"] == "req-1"
+    assert all(len(line["request_id"]) == 32 for line in lines[1:])
+    for record, line in zip(caplog.records, formatted, strict=True):
+        if record.levelno >= logging.INFO:
+            assert "Budi" not in line and "3374010101010001" not in line
+
+
+def test_json_formatter() -> None:
+    record = logging.makeLogRecord(
+        {
+            "name": "pilah.x",
+            "levelno": logging.INFO,
+            "levelname": "INFO",
+            "msg": "hello %s",
+            "args": ("world",),
+            "status": 200,
+        }
+    )
+    token = request_id_var.set("abc")
+    try:
+        entry = json.loads(JSONFormatter().format(record))
+    finally:
+        request_id_var.reset(token)
+    assert entry["msg"] == "hello world"
+    assert entry["level"] == "INFO"
+    assert entry["logger"] == "pilah.x"
+    assert entry["request_id"] == "abc"
+    assert entry["status"] == 200
+    assert entry["ts"].endswith("+00:00")
+    try:
+        raise ValueError("x")
+    except ValueError:
+        record.exc_info = sys.exc_info()
+    assert "ValueError" in json.loads(JSONFormatter().format(record))["exc"]
+
+
+def test_logging_config_is_valid() -> None:
+
+    for as_json in (True, False):
+        config = logging_config("INFO", as_json)
+        assert config["loggers"]["pilah"]["level"] == "INFO"
+    # Applied in a child process, so this test session's logging is left alone.
+    code = (
+        "import logging; from service.observability import configure_logging; "
+        "configure_logging('INFO'); logging.getLogger('pilah.test').info('hi', extra={'k': 1})"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    entry = json.loads(out.stderr.strip().splitlines()[-1])
+    assert entry["msg"] == "hi" and entry["k"] == 1
+
+
+def test_access_log_can_be_switched_off(
+    make_client: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = make_client(access_log=False)
+    with caplog.at_level(logging.INFO, logger="pilah"):
+        client.get("/healthz")
+    assert not [r for r in caplog.records if r.name == "pilah.access"]
+
+
+def test_worker_header(make_client: AppFactory, client: TestClient) -> None:
+    assert "x-pilah-worker" not in client.get("/healthz").headers
+    assert make_client(worker_header=True).get("/healthz").headers["x-pilah-worker"] == str(
+        os.getpid()
+    )
+
+
+def test_metrics_unit() -> None:
+    metrics = Metrics()
+    metrics.set_model("v1")
+    metrics.set_model("v2")
+    metrics.set_model("v2")
+    metrics.count_predictions(["complaint", "complaint", "praise"], reviews=1)
+    text = metrics.exposition().decode()
+    assert 'pilah_model_info{version="v1"} 0.0' in text
+    assert 'pilah_model_info{version="v2"} 1.0' in text
+    assert 'pilah_predictions_total{label="complaint"} 2.0' in text
+    assert "pilah_needs_review_total 1.0" in text
+    # Two apps in one process keep separate registries.
+    assert "complaint" not in Metrics().exposition().decode()
+
+
+def test_metrics_across_worker_processes(tmp_path: Path) -> None:
+    """With PROMETHEUS_MULTIPROC_DIR (set by `pilah serve --workers N`), each process
+    writes its samples to files and /metrics aggregates them."""
+    code = (
+        "from service.observability import Metrics; m = Metrics(); "
+        "m.count_predictions(['question'], 0); "
+        "import sys; sys.stdout.write(m.exposition().decode())"
+    )
+    env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    for _ in range(2):
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+            env=env,
+        ).stdout
+    assert 'pilah_predictions_total{label="question"} 2.0' in out
