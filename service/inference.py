@@ -20,7 +20,6 @@ import scipy.sparse as sp
 
 from service import explain, signals
 from service.labels import LABELS
-from service.text import raw_words
 
 if TYPE_CHECKING:
     from service.model import LoadedModel
@@ -77,17 +76,12 @@ class ServingModel:
         self.label_columns = [self.classes.index(label) for label in LABELS]
         # Calibrated probabilities are softmax(beta * scores): explanations in those units.
         self.scale = float(fast.beta)
-        normalizer = fast.normalizer
-        self._keep_punct = bool(getattr(normalizer, "keep_punct", True))
-        self._keep_emoji = bool(getattr(normalizer, "keep_emoji", True))
 
     # --- text ---------------------------------------------------------------------------
 
     def words(self, text: str) -> signals.Words:
         """Raw words (for the signals) and model tokens of one comment."""
-        return signals.Words(
-            raw_words(text, self._keep_punct, self._keep_emoji), self.fast.normalizer.tokens(text)
-        )
+        return signals.Words(*self.fast.normalizer.words_and_tokens(text))
 
     # --- analysis -----------------------------------------------------------------------
 
@@ -98,7 +92,7 @@ class ServingModel:
         logits = (
             values @ fast.weights[indices] + fast.intercept if indices else fast.intercept.copy()
         )
-        probabilities = fast._probabilities(logits)
+        probabilities = fast.probabilities(logits)
         top, second = (int(c[0]) for c in explain.top_two(probabilities))
         features = explain.explain_one(
             self.names, indices, values, fast.weights, top, second, self.scale, self.top_k
@@ -120,11 +114,11 @@ class ServingModel:
             indptr.append(len(columns))
         index_array = np.array(columns, dtype=np.intp)
         pointer = np.array(indptr, dtype=np.intp)
-        values = fast._tfidf(index_array, np.array(counts, dtype=np.float64), pointer)
+        values = fast.tfidf_rows(index_array, np.array(counts, dtype=np.float64), pointer)
         matrix = sp.csr_matrix(
             (values, index_array, pointer), shape=(len(texts), len(fast.vocabulary))
         )
-        probabilities = fast._probabilities(np.asarray(matrix @ fast.weights) + fast.intercept)
+        probabilities = fast.probabilities(np.asarray(matrix @ fast.weights) + fast.intercept)
         top, second = explain.top_two(probabilities)
         features = explain.explain_many(
             self.names,

@@ -23,6 +23,9 @@ import scipy.sparse as sp
 from service.errors import ModelArtifactError
 from service.labels import LABELS
 
+# Bumped whenever a change to the pipeline's classes makes older pickles unusable
+# (2: TextNormalizer.use_cues and the cue lexicon).
+ARTIFACT_FORMAT = 2
 MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
 
@@ -112,6 +115,11 @@ def load_model(model: str | Path | None = None, models_dir: Path | None = None) 
         raise ModelArtifactError(
             f"{model_path} does not match its manifest (sha256 {actual[:12]}..., "
             f"expected {str(manifest['sha256'])[:12]}...): refusing to unpickle it"
+        )
+    if manifest.get("artifact_format") != ARTIFACT_FORMAT:
+        raise ModelArtifactError(
+            f"model {manifest['version']} has artifact format {manifest.get('artifact_format')}, "
+            f"this code reads format {ARTIFACT_FORMAT}: retrain it with `pilah train`"
         )
     trained_with = manifest["libraries"].get("scikit-learn")
     if trained_with != sklearn.__version__:
@@ -212,7 +220,7 @@ class FastClassifier:
                     counts[index] = counts.get(index, 0) + 1
         return counts
 
-    def _tfidf(self, indices: np.ndarray, counts: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    def tfidf_rows(self, indices: np.ndarray, counts: np.ndarray, indptr: np.ndarray) -> np.ndarray:
         """tf-idf values of a batch's CSR data, each row l2-normalised."""
         tf = np.log(counts) + 1.0 if self.sublinear_tf else counts
         values = tf * self.idf[indices]
@@ -229,7 +237,7 @@ class FastClassifier:
         counts = self.counts(tokens)
         indices = list(counts)
         data = np.array(list(counts.values()), dtype=np.float64)
-        return indices, self._tfidf(
+        return indices, self.tfidf_rows(
             np.array(indices, dtype=np.intp), data, np.array([0, len(indices)])
         )
 
@@ -239,7 +247,7 @@ class FastClassifier:
         exp = np.exp(shifted)
         return exp / exp.sum(axis=-1, keepdims=True)
 
-    def _probabilities(self, scores: np.ndarray) -> np.ndarray:
+    def probabilities(self, scores: np.ndarray) -> np.ndarray:
         if self.scores_are_log_joint:
             scores = np.log(self._softmax(scores) + 1e-12)
         return self._softmax(self.beta * scores)
@@ -254,7 +262,7 @@ class FastClassifier:
 
     def predict_one(self, text: str) -> Prediction:
         _, _, _, logits = self.logits_one(text)
-        return self._prediction(self._probabilities(logits))
+        return self._prediction(self.probabilities(logits))
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities in `self.classes` order, one row per text: one sparse product."""
@@ -269,11 +277,11 @@ class FastClassifier:
             indptr.append(len(indices))
         index_array = np.array(indices, dtype=np.intp)
         pointer = np.array(indptr, dtype=np.intp)
-        values = self._tfidf(index_array, np.array(counts, dtype=np.float64), pointer)
+        values = self.tfidf_rows(index_array, np.array(counts, dtype=np.float64), pointer)
         matrix = sp.csr_matrix(
             (values, index_array, pointer), shape=(len(texts), len(self.vocabulary))
         )
-        return self._probabilities(np.asarray(matrix @ self.weights) + self.intercept)
+        return self.probabilities(np.asarray(matrix @ self.weights) + self.intercept)
 
     def predict_many(self, texts: Sequence[str]) -> list[Prediction]:
         return [self._prediction(row) for row in self.predict_proba(texts)]

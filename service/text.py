@@ -348,11 +348,31 @@ def tokens(
 ) -> list[str]:
     """The model's tokens for one comment: words in order (consecutive repeats collapse:
     cair-cair, 😭😭😭, ??), then the comment's cue tokens, which stay out of word bigrams."""
+    return tokens_of_words(
+        raw_words(text, keep_punct, keep_emoji),
+        do_stem=do_stem,
+        stop_words=stop_words,
+        use_lexicon=use_lexicon,
+        use_cues=use_cues,
+        table=table,
+    )
+
+
+def tokens_of_words(
+    words: Iterable[str],
+    *,
+    do_stem: bool = True,
+    stop_words: StopWords = "keep",
+    use_lexicon: bool = True,
+    use_cues: bool = True,
+    table: dict[str, tuple[str, ...]] | None = None,
+) -> list[str]:
+    """`tokens` from the output of `raw_words`, for callers that need both."""
     table = table or {}
     out: list[str] = []
     cue_tokens: list[str] = []
     last_word = last = None
-    for word in raw_words(text, keep_punct, keep_emoji):
+    for word in words:
         if word == last_word:
             continue
         last_word = word
@@ -411,12 +431,15 @@ class TextNormalizer(TransformerMixin, BaseEstimator):
         return [" ".join(self.tokens(text)) for text in _as_texts(X)]
 
     def tokens(self, text: str) -> list[str]:
-        return tokens(
-            text,
+        return self.words_and_tokens(text)[1]
+
+    def words_and_tokens(self, text: str) -> tuple[list[str], list[str]]:
+        """The raw words (as `raw_words` gives them) and the model's tokens, in one pass."""
+        words = raw_words(text, self.keep_punct, self.keep_emoji)
+        return words, tokens_of_words(
+            words,
             do_stem=self.do_stem,
             stop_words=self.stop_words,
-            keep_punct=self.keep_punct,
-            keep_emoji=self.keep_emoji,
             use_lexicon=self.use_lexicon,
             use_cues=self.use_cues,
             table=self.word_table_,

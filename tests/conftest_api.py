@@ -22,21 +22,6 @@ from service.model import LoadedModel
 from service.settings import Settings
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "schemathesis: property-based tests of the API from its OpenAPI schema"
-    )
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Marks the Schemathesis module (`-m schemathesis` / `-m "not schemathesis"`); done here
-    because a marker used at import time must be registered before its module is imported."""
-    for item in items:
-        if "test_api_schemathesis" in item.nodeid:
-            item.add_marker("schemathesis")
-
-
 @pytest.fixture(scope="session")
 def api_models_template(small_model: LoadedModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("api-models")

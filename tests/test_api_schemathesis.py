@@ -28,6 +28,7 @@ from service.app import create_app
 from service.settings import Settings
 
 pytest_plugins = ["conftest_api"]
+pytestmark = pytest.mark.schemathesis
 
 CHECKS = [
     not_a_server_error,

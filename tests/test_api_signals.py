@@ -251,7 +251,7 @@ def test_explanation_is_the_top_contributions(serving: ServingModel) -> None:
     text = TEXTS[0]
     indices, values = fast.features(fast.normalizer.tokens(text))
     logits = values @ fast.weights[indices] + fast.intercept
-    top, second = (int(c[0]) for c in explain.top_two(fast._probabilities(logits)))
+    top, second = (int(c[0]) for c in explain.top_two(fast.probabilities(logits)))
     terms = serving.scale * values * (fast.weights[indices, top] - fast.weights[indices, second])
     margin = (logits[top] - fast.intercept[top]) - (logits[second] - fast.intercept[second])
     assert float(terms.sum()) == pytest.approx(serving.scale * float(margin), abs=1e-9)

@@ -62,6 +62,7 @@ def test_tampered_artifact_is_refused(small_model: LoadedModel, tmp_path: Path) 
     [
         (("libraries", "scikit-learn"), "0.24.2", "scikit-learn 0.24.2"),
         (("labels",), ["complaint", "question", "other"], "labels"),
+        (("artifact_format",), 1, "artifact format 1"),
     ],
 )
 def test_incompatible_artifact_is_refused(

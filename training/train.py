@@ -25,7 +25,13 @@ from sklearn.pipeline import Pipeline
 import service
 from service.errors import DataError
 from service.labels import LABELS
-from service.model import MANIFEST_FILE, MODEL_FILE, default_models_dir, sha256_file
+from service.model import (
+    ARTIFACT_FORMAT,
+    MANIFEST_FILE,
+    MODEL_FILE,
+    default_models_dir,
+    sha256_file,
+)
 from service.text import TextNormalizer
 from training.data import Dataset, data_hash, default_data_paths, load_labelled
 from training.metrics import classification_metrics, expected_calibration_error
@@ -264,6 +270,7 @@ def train(
     joblib.dump(pipeline, model_dir / MODEL_FILE, compress=3)
     manifest = {
         "version": version,
+        "artifact_format": ARTIFACT_FORMAT,
         "created_at": created.isoformat(timespec="seconds"),
         "labels": list(LABELS),
         "sha256": sha256_file(model_dir / MODEL_FILE),
