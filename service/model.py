@@ -10,6 +10,7 @@ pipeline's labels.
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 import os
 from collections.abc import Sequence
@@ -233,13 +234,17 @@ class FastClassifier:
         return values / np.repeat(norms, lengths)
 
     def features(self, tokens: Sequence[str]) -> tuple[list[int], np.ndarray]:
-        """Indices and l2-normalised tf-idf values of one comment's known n-grams."""
+        """Indices and l2-normalised tf-idf values of one comment's known n-grams (the batch
+        path, `tfidf_rows`, does the same for many rows at once)."""
         counts = self.counts(tokens)
+        if not counts:
+            return [], np.zeros(0)
         indices = list(counts)
-        data = np.array(list(counts.values()), dtype=np.float64)
-        return indices, self.tfidf_rows(
-            np.array(indices, dtype=np.intp), data, np.array([0, len(indices)])
-        )
+        tf = np.fromiter(counts.values(), dtype=np.float64, count=len(indices))
+        if self.sublinear_tf:
+            tf = np.log(tf) + 1.0
+        values = tf * self.idf[indices]
+        return indices, values / math.sqrt(float(values @ values))
 
     @staticmethod
     def _softmax(values: np.ndarray) -> np.ndarray:
