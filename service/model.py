@@ -10,8 +10,8 @@ pipeline's labels.
 from __future__ import annotations
 
 import hashlib
-import math
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
