@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from service import explain, signals
 from service.labels import LABELS
@@ -104,20 +103,8 @@ class ServingModel:
             return []
         fast = self.fast
         all_words = [self.words(text) for text in texts]
-        indptr = [0]
-        columns: list[int] = []
-        counts: list[int] = []
-        for words in all_words:
-            row = fast.counts(words.stems)
-            columns.extend(row)
-            counts.extend(row.values())
-            indptr.append(len(columns))
-        index_array = np.array(columns, dtype=np.intp)
-        pointer = np.array(indptr, dtype=np.intp)
-        values = fast.tfidf_rows(index_array, np.array(counts, dtype=np.float64), pointer)
-        matrix = sp.csr_matrix(
-            (values, index_array, pointer), shape=(len(texts), len(fast.vocabulary))
-        )
+        matrix = fast.tfidf_matrix(words.stems for words in all_words)
+        index_array, values, pointer = matrix.indices, matrix.data, matrix.indptr
         probabilities = fast.probabilities(np.asarray(matrix @ fast.weights) + fast.intercept)
         top, second = explain.top_two(probabilities)
         features = explain.explain_many(

@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -269,23 +269,26 @@ class FastClassifier:
         _, _, _, logits = self.logits_one(text)
         return self._prediction(self.probabilities(logits))
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Probabilities in `self.classes` order, one row per text: one sparse product."""
-        tokens = self.normalizer.tokens
+    def tfidf_matrix(self, token_lists: Iterable[Sequence[str]]) -> sp.csr_matrix:
+        """Many comments' l2-normalised tf-idf rows as one CSR matrix."""
         indptr = [0]
         indices: list[int] = []
         counts: list[int] = []
-        for text in texts:
-            row = self.counts(tokens(text))
+        for tokens in token_lists:
+            row = self.counts(tokens)
             indices.extend(row)
             counts.extend(row.values())
             indptr.append(len(indices))
         index_array = np.array(indices, dtype=np.intp)
         pointer = np.array(indptr, dtype=np.intp)
         values = self.tfidf_rows(index_array, np.array(counts, dtype=np.float64), pointer)
-        matrix = sp.csr_matrix(
-            (values, index_array, pointer), shape=(len(texts), len(self.vocabulary))
+        return sp.csr_matrix(
+            (values, index_array, pointer), shape=(len(indptr) - 1, len(self.vocabulary))
         )
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Probabilities in `self.classes` order, one row per text: one sparse product."""
+        matrix = self.tfidf_matrix(self.normalizer.tokens(text) for text in texts)
         return self.probabilities(np.asarray(matrix @ self.weights) + self.intercept)
 
     def predict_many(self, texts: Sequence[str]) -> list[Prediction]:
