@@ -15,6 +15,7 @@ import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -207,16 +208,17 @@ class FastClassifier:
     def counts(self, tokens: Sequence[str]) -> dict[int, int]:
         """Vocabulary index -> count of the comment's known word n-grams."""
         low, high = self.ngram_range
-        vocabulary = self.vocabulary
+        get = self.vocabulary.get
         counts: dict[int, int] = {}
         for size in range(low, high + 1):
-            grams = (
-                tokens
-                if size == 1
-                else [" ".join(g) for g in zip(*(tokens[i:] for i in range(size)), strict=False)]
-            )
+            if size == 1:
+                grams: Iterable[str] = tokens
+            elif size == 2:
+                grams = [a + " " + b for a, b in pairwise(tokens)]
+            else:
+                grams = [" ".join(tokens[i : i + size]) for i in range(len(tokens) - size + 1)]
             for gram in grams:
-                index = vocabulary.get(gram)
+                index = get(gram)
                 if index is not None:
                     counts[index] = counts.get(index, 0) + 1
         return counts
