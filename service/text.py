@@ -234,11 +234,10 @@ def raw_words(text: str, keep_punct: bool = True, keep_emoji: bool = True) -> li
 @cache
 def lexicon() -> dict[str, tuple[str, ...]]:
     """The project's slang/Javanese/Sundanese lexicon: one word -> standard Indonesian words."""
-    source = resources.files("service").joinpath("resources/lexicon.tsv")
-    with source.open("r", encoding="utf-8") as handle:
-        rows = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-        next(rows, None)
-        return {row[0]: tuple(row[1].replace("-", " ").split()) for row in rows if len(row) == 2}
+    return {
+        word: tuple(value.replace("-", " ").split())
+        for word, value in _resource_pairs("lexicon.tsv")
+    }
 
 
 @cache
@@ -246,11 +245,16 @@ def cues() -> dict[str, str]:
     """Word -> intent, polarity or register cue (neg, pos, ask, suggest, report, spam, laugh,
     pray, thanks), written for this project.
     A cue token next to the word lets the model generalise to cue words it never saw."""
-    source = resources.files("service").joinpath("resources/cues.tsv")
+    return {word: f"x{cue}x" for word, cue in _resource_pairs("cues.tsv")}
+
+
+def _resource_pairs(name: str) -> list[tuple[str, str]]:
+    """The two-column rows of a TSV in service/resources, header skipped."""
+    source = resources.files("service").joinpath(f"resources/{name}")
     with source.open("r", encoding="utf-8") as handle:
         rows = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
         next(rows, None)
-        return {row[0]: f"x{row[1]}x" for row in rows if len(row) == 2}
+        return [(row[0], row[1]) for row in rows if len(row) == 2]
 
 
 @cache
