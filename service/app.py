@@ -31,6 +31,7 @@ from service.http import (
     exception_handlers,
 )
 from service.observability import Metrics, RequestContextMiddleware
+from service.routes_comments import build_comments_router
 from service.runtime import ModelHolder
 from service.schemas import (
     BatchRequest,
@@ -309,6 +310,16 @@ def _patch_openapi(schema: dict[str, Any], settings: Settings) -> None:
         items["maxItems"] = settings.max_batch_items
 
 
+def open_store(settings: Settings) -> Any:
+    """The comment store, migrated to the newest schema when `auto_migrate` is on."""
+    from service.store.db import Database, migrate
+
+    database = Database(settings.database_url)
+    if settings.auto_migrate:
+        migrate(database)
+    return database
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     metrics = Metrics()
@@ -318,10 +329,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime.batch_limiter = anyio.CapacityLimiter(settings.batch_threads)
+        runtime.database_limiter = anyio.CapacityLimiter(settings.store_threads)
         interval = sys.getswitchinterval()
         if settings.switch_interval:
             sys.setswitchinterval(settings.switch_interval)
         try:
+            runtime.database = await anyio.to_thread.run_sync(open_store, settings)
+            metrics.watch_store(runtime.database)
             await holder.load_initial()
             async with anyio.create_task_group() as tasks:
                 if settings.model_sync_file is not None:
@@ -330,6 +344,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 tasks.cancel_scope.cancel()
         finally:
             sys.setswitchinterval(interval)
+            if runtime.database is not None:
+                runtime.database.dispose()
 
     app = FastAPI(
         title="Pilah",
@@ -339,12 +355,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         exception_handlers=exception_handlers(),
         openapi_tags=[
             {"name": "classify", "description": "Klasifikasi komentar warga."},
+            {
+                "name": "comments",
+                "description": "Antrean komentar: ingest, queue, review, corrections, stats.",
+            },
             {"name": "model", "description": "The served model and its hot reload."},
             {"name": "operations", "description": "Liveness, readiness, metrics."},
         ],
     )
     app.state.runtime = runtime
     app.include_router(build_router())
+    app.include_router(build_comments_router())
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AuthMiddleware, settings=settings)
     app.add_middleware(

@@ -246,6 +246,13 @@ def serve_cli(
     except ValidationError as exc:
         typer.echo(f"error: invalid PILAH_* settings: {exc}", err=True)
         raise typer.Exit(2) from None
+    from service.app import open_store
+
+    with domain_errors():
+        database = open_store(settings)  # migrate once here, not in every worker at once
+    database.dispose()
+    os.environ["PILAH_AUTO_MIGRATE"] = "false"
+    typer.echo(f"comment store: {_safe_url(database.url)}", err=True)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     base = f"http://{shown}:{port}"
     typer.echo(
@@ -274,6 +281,136 @@ def serve_cli(
     finally:
         if shared is not None:
             shutil.rmtree(shared, ignore_errors=True)
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="PILAH_DATABASE_URL",
+        help="SQLAlchemy URL of the comment store (default: SQLite in var/).",
+    ),
+]
+
+
+def _open_database(url: str | None) -> Any:
+    from service.store.db import Database, migrate
+
+    database = Database(url)
+    migrate(database)
+    return database
+
+
+@app.command("db-upgrade")
+def db_upgrade_cli(database_url: DatabaseOption = None) -> None:
+    """Apply the comment store's migrations (Alembic) up to the newest schema."""
+    from service.store.db import current_revision
+
+    with domain_errors():
+        database = _open_database(database_url)
+    typer.echo(f"{_safe_url(database.url)} at revision {current_revision(database)}")
+    database.dispose()
+
+
+@app.command("import")
+def import_cli(
+    file: Annotated[Path, typer.Argument(help="CSV, JSON or JSONL export of comments.")],
+    platform: Annotated[
+        str | None,
+        typer.Option(
+            help="instagram, facebook, x, youtube, tiktok or generic (default: detected)."
+        ),
+    ] = None,
+    account: Annotated[
+        str | None, typer.Option(help="The agency account, when the export does not name it.")
+    ] = None,
+    database_url: DatabaseOption = None,
+    model: ModelOption = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Store and classify the comments of an export; importing it again adds nothing."""
+    from service.importers import detect_platform, read_export
+    from service.inference import ServingModel
+    from service.model import load_model
+    from service.settings import Settings
+    from service.store.comments import ingest
+
+    settings = Settings()
+    counts = {"new": 0, "duplicate": 0, "rejected": 0}
+    reasons: dict[str, int] = {}
+    with domain_errors():
+        if not file.is_file():
+            raise PilahError(f"{file}: no such file")
+        chosen = platform or detect_platform(file)
+        database = _open_database(database_url or settings.database_url)
+        serving = ServingModel(load_model(model), top_k=0)
+        batch: list[dict[str, Any]] = []
+
+        def flush() -> None:
+            if batch:
+                for status, _ in ingest(database, serving, batch).results:
+                    counts[status] += 1
+                batch.clear()
+
+        for row in read_export(file, chosen, account, settings.max_text_chars):
+            if row.comment is None:
+                counts["rejected"] += 1
+                reason = row.error or "invalid"
+                reasons[reason] = reasons.get(reason, 0) + 1
+                if not json_output:
+                    typer.echo(f"record {row.record}: rejected: {reason}", err=True)
+                continue
+            batch.append(row.comment)
+            if len(batch) >= 500:
+                flush()
+        flush()
+        database.dispose()
+    if json_output:
+        typer.echo(json.dumps({"platform": chosen, **counts, "rejected_reasons": reasons}))
+    else:
+        typer.echo(
+            f"{file.name} ({chosen}): {counts['new']} new, {counts['duplicate']} duplicate, "
+            f"{counts['rejected']} rejected"
+        )
+
+
+def _parse_since(value: str | None) -> Any:
+    from datetime import UTC, datetime
+
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise PilahError(f"--since: not a date such as 2026-11-01: {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@app.command("export-labels")
+def export_labels_cli(
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV file to write.")],
+    since: Annotated[
+        str | None, typer.Option(help="Only corrections made on or after this date (ISO 8601).")
+    ] = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Admins' corrected labels as training data (the format of datasets/, plus lapor_type)."""
+    from service.store.comments import corrections, write_corrections_csv
+
+    with domain_errors():
+        start = _parse_since(since)
+        database = _open_database(database_url)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with output.open("w", encoding="utf-8", newline="") as handle:
+            count = write_corrections_csv(corrections(database, start), handle)
+        database.dispose()
+    typer.echo(f"{count} corrected labels written to {output}")
 
 
 def _stderr_console() -> Any:

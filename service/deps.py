@@ -25,6 +25,7 @@ from service.settings import Role, Settings
 
 if TYPE_CHECKING:  # importing the model code pulls scikit-learn in: not at app import time
     from service.inference import ServingModel
+    from service.store.db import Database
 else:
     ServingModel = object  # annotations only; FastAPI does not validate dependency values
 
@@ -49,11 +50,28 @@ class Runtime:
     metrics: Metrics
     holder: ModelHolder
     batch_limiter: anyio.CapacityLimiter | None = None
+    database: Database | None = None
+    database_limiter: anyio.CapacityLimiter | None = None
 
     def limiter(self) -> anyio.CapacityLimiter:
         if self.batch_limiter is None:
             self.batch_limiter = anyio.CapacityLimiter(self.settings.batch_threads)
         return self.batch_limiter
+
+    def store_limiter(self) -> anyio.CapacityLimiter:
+        if self.database_limiter is None:
+            self.database_limiter = anyio.CapacityLimiter(self.settings.store_threads)
+        return self.database_limiter
+
+    def store(self) -> Database:
+        if self.database is None:
+            raise ApiError(
+                503,
+                "store_unavailable",
+                "the comment store is not open yet",
+                headers={"Retry-After": "5"},
+            )
+        return self.database
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -120,5 +138,35 @@ async def admin_call(request: Request) -> AdminCall:
     return AdminCall(caller, request.app.state.runtime)
 
 
+@dataclass(frozen=True)
+class StoreCall:
+    """A call on the comment store: who calls (and which accounts they may see)."""
+
+    caller: Caller
+    runtime: Runtime
+
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+    @property
+    def database(self) -> Database:
+        return self.runtime.store()
+
+    @property
+    def accounts(self) -> frozenset[str] | None:
+        return self.caller.accounts
+
+
+async def client_store_call(request: Request) -> StoreCall:
+    return StoreCall(require("client", request), request.app.state.runtime)
+
+
+async def admin_store_call(request: Request) -> StoreCall:
+    return StoreCall(require("admin", request), request.app.state.runtime)
+
+
 ClientModel = Annotated[ModelCall, Depends(client_model_call)]
+ClientStore = Annotated[StoreCall, Depends(client_store_call)]
+AdminStore = Annotated[StoreCall, Depends(admin_store_call)]
 Admin = Annotated[AdminCall, Depends(admin_call)]

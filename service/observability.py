@@ -175,6 +175,15 @@ class Metrics:
             multiprocess_mode="max",
         )
         self._version: str | None = None
+        self._store_collector: StoreCollector | None = None
+
+    def watch_store(self, database: Any) -> None:
+        """Label drift from the comment store, read at scrape time (the same in every worker)."""
+        if self._store_collector is None:
+            self._store_collector = StoreCollector(database)
+            self.registry.register(self._store_collector)
+        else:
+            self._store_collector.database = database
 
     def set_model(self, version: str) -> None:
         if self._version == version:
@@ -199,8 +208,57 @@ class Metrics:
 
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
+            if self._store_collector is not None:
+                registry.register(self._store_collector)
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+class StoreCollector:
+    """`pilah_comments_24h{account,label}` and `pilah_comment_label_share_24h{account,label}`:
+    what the last 24 hours of ingested comments were about, per account. A flood or a late
+    bansos payment shows as a jump in one label's share. Cached for a few seconds."""
+
+    def __init__(self, database: Any, ttl: float = 10.0) -> None:
+        self.database = database
+        self.ttl = ttl
+        self._cached: tuple[float, dict[tuple[str, str], tuple[int, float]]] | None = None
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def _figures(self) -> dict[tuple[str, str], tuple[int, float]]:
+        now = time.monotonic()
+        if self._cached is not None and now - self._cached[0] < self.ttl:
+            return self._cached[1]
+        from service.store.comments import label_counts_recent
+
+        try:
+            figures = label_counts_recent(self.database)
+        except Exception:  # a scrape must not fail because the database is busy
+            logging.getLogger("pilah.store").warning("label metrics unavailable", exc_info=True)
+            figures = self._cached[1] if self._cached else {}
+        self._cached = (now, figures)
+        return figures
+
+    def collect(self) -> Iterable[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        counts = GaugeMetricFamily(
+            "pilah_comments_24h",
+            "Comments ingested in the last 24 hours, by account and (working) label.",
+            labels=["account", "label"],
+        )
+        shares = GaugeMetricFamily(
+            "pilah_comment_label_share_24h",
+            "Share of each label among an account's comments of the last 24 hours.",
+            labels=["account", "label"],
+        )
+        for (account, label), (count, share) in sorted(self._figures().items()):
+            counts.add_metric([account, label], count)
+            shares.add_metric([account, label], share)
+        yield counts
+        yield shares
 
 
 # --- per-request context --------------------------------------------------------------------

@@ -7,6 +7,7 @@ into the OpenAPI schema.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
@@ -261,3 +262,189 @@ class ErrorDetail(BaseModel):
 
 class ErrorBody(BaseModel):
     error: ErrorDetail
+
+
+# --- the comment store: ingest, queue, feedback -------------------------------------------
+
+Status = Literal["new", "answered", "dismissed", "escalated"]
+
+
+class CommentIn(BaseModel):
+    """A comment from one of the agency's accounts. (`platform`, `external_id`) identifies it:
+    posting it again stores nothing new."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "platform": "instagram",
+                    "external_id": "17990011223344556",
+                    "account": "pemkotsemarang",
+                    "post_id": "C9xYz12AbCd",
+                    "post_url": "https://www.instagram.com/p/C9xYz12AbCd/",
+                    "author": "warga_genuk",
+                    "posted_at": "2026-11-27T08:15:00Z",
+                    "likes": 14,
+                    "replies": 2,
+                    "text": EXAMPLE_TEXTS["keluhan"],
+                }
+            ]
+        },
+    )
+
+    platform: Platform
+    external_id: str = Field(min_length=1, max_length=256, description="The platform's id.")
+    account: str = Field(
+        min_length=1, max_length=128, description="The agency account it was posted on."
+    )
+    text: str = Field(
+        description="As written; NIK/KK and phone numbers are masked before storing.",
+        json_schema_extra={"pattern": r"\S", "minLength": 1, "maxLength": 5000},
+    )
+    post_id: str | None = Field(default=None, max_length=256)
+    post_url: str | None = Field(default=None, max_length=2048, pattern=r"^https?://")
+    author: str | None = Field(default=None, max_length=256)
+    posted_at: datetime | None = Field(default=None, description="ISO 8601; no zone means UTC.")
+    likes: int = Field(default=0, ge=0, le=2_000_000_000)
+    replies: int = Field(default=0, ge=0, le=2_000_000_000)
+
+
+_COMMENT_ITEMS: dict[str, Any] = {
+    "type": "array",
+    "minItems": 1,
+    "maxItems": 1000,
+    "items": {"$ref": "#/components/schemas/CommentIn"},
+    "description": "At most `max_batch_items` comments. An invalid item is rejected on its "
+    "own (with a reason); the others are stored.",
+}
+
+
+class CommentBatch(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    items: Annotated[list[Any], WithJsonSchema(_COMMENT_ITEMS)]
+
+
+class IngestResult(BaseModel):
+    index: int = Field(ge=0)
+    status: Literal["new", "duplicate", "rejected"]
+    id: int | None = Field(description="Pilah's id of the stored comment.")
+    platform: str | None = None
+    external_id: str | None = None
+    label: Label | None = None
+    error: ItemError | None = None
+
+
+class IngestResponse(BaseModel):
+    model_version: str
+    new: int
+    duplicate: int
+    rejected: int
+    results: list[IngestResult]
+
+
+class HistoryEntry(BaseModel):
+    type: Literal["label", "action"]
+    at: datetime
+    actor: str
+    label: Label | None = None
+    previous_label: Label | None = None
+    predicted_label: Label | None = None
+    model_version: str | None = None
+    status: Status | None = None
+    assignee: str | None = None
+    note: str | None = None
+
+
+class StoredComment(BaseModel):
+    id: int
+    platform: str
+    external_id: str
+    account: str
+    post_id: str | None
+    post_url: str | None
+    author: str | None
+    posted_at: datetime | None
+    likes: int
+    replies: int
+    text: str
+    pii_masked: list[str] = Field(description="Kinds of numbers masked: idnum, phone.")
+    label: Label = Field(description="The admin's label if corrected, else the prediction.")
+    predicted_label: Label
+    human_label: Label | None
+    scores: Scores
+    confidence: float
+    needs_review: bool
+    review_reasons: list[ReviewReason]
+    flags: list[Flag]
+    topics: list[str]
+    priority: int = Field(
+        ge=0, description="Queue priority: the comment's priority plus engagement and waiting."
+    )
+    priority_reasons: list[PriorityReason]
+    model_version: str
+    status: Status
+    assignee: str | None
+    created_at: datetime
+    updated_at: datetime
+    answered_at: datetime | None
+    margin: float | None = Field(
+        default=None, description="Review list only: gap between the two best scores."
+    )
+    history: list[HistoryEntry] | None = None
+
+
+class CommentPage(BaseModel):
+    items: list[StoredComment]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+    as_of: datetime
+
+
+class CommentUpdate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"status": "answered", "note": "Sudah dibalas via DM"}]},
+    )
+
+    status: Status | None = None
+    assignee: str | None = Field(default=None, max_length=128)
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class LabelRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"label": "question"}]}
+    )
+
+    label: Label
+
+
+class LabelResponse(BaseModel):
+    event_id: int
+    replayed: bool = Field(description="True when an Idempotency-Key retry replayed the result.")
+    comment: StoredComment
+
+
+class DayCounts(BaseModel):
+    day: str
+    account: str | None = None
+    total: int
+    counts: dict[str, int]
+    shares: dict[str, float]
+
+
+class AnswerSummary(BaseModel):
+    total: int
+    answered: int
+    answered_share: float
+    median_hours_to_answer: float | None
+
+
+class Stats(BaseModel):
+    since: datetime
+    until: datetime
+    days: list[DayCounts]
+    days_by_account: list[DayCounts]
+    answers_by_label: dict[str, AnswerSummary]
+    answers_by_account: dict[str, AnswerSummary]

@@ -51,6 +51,8 @@ class Caller:
     role: Role
     authenticated: bool
     rate_limit: str | None = None
+    # The agency accounts the caller may see and act on; None: all of them.
+    accounts: frozenset[str] | None = None
 
 
 ANONYMOUS = Caller("anonymous", "admin", authenticated=False)
@@ -65,7 +67,13 @@ class KeyStore:
 
     def __init__(self, keys: list[ApiKeySetting], default_rate: str | None) -> None:
         self._by_digest = {
-            key.sha256: Caller(key.name, key.role, True, key.rate_limit or default_rate)
+            key.sha256: Caller(
+                key.name,
+                key.role,
+                True,
+                key.rate_limit or default_rate,
+                frozenset(key.accounts) if key.accounts is not None else None,
+            )
             for key in keys
         }
 

@@ -41,6 +41,10 @@ class ApiKeySetting(BaseModel):
     role: Role = "client"
     sha256: str = Field(description="hex SHA-256 digest of the key")
     rate_limit: str | None = Field(default=None, description="overrides the default per-key rate")
+    accounts: list[str] | None = Field(
+        default=None,
+        description="the agency accounts this key may see and act on (default: every account)",
+    )
 
     @field_validator("sha256")
     @classmethod
@@ -94,6 +98,19 @@ class Settings(BaseSettings):
         description="sys.setswitchinterval while serving: how long a batch thread may hold the "
         "GIL while the event loop waits (Python's default, 5 ms, makes /healthz wait behind "
         "large batches); empty to leave Python's default",
+    )
+
+    # Comment store
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL: sqlite:///path.db or postgresql+psycopg://user:pw@host/db "
+        "(default: SQLite in the repository's var/ folder)",
+    )
+    auto_migrate: bool = Field(
+        default=True, description="apply database migrations at start-up (pilah serve does it once)"
+    )
+    store_threads: int = Field(
+        default=8, ge=1, le=64, description="database calls in flight at once per worker process"
     )
 
     # Security

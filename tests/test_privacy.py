@@ -1,0 +1,70 @@
+"""NIK/KK and phone numbers are masked before a comment is stored or exported."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from service.privacy import mask_pii
+
+
+@pytest.mark.parametrize(
+    ("text", "masked", "kinds"),
+    [
+        (
+            "NIK sy 3374012345678901 blm terdaftar DTKS min",
+            "NIK sy **************** blm terdaftar DTKS min",
+            ["idnum"],
+        ),
+        ("KK 3374 0123 4567 8901 gmn?", "KK **** **** **** **** gmn?", ["idnum"]),
+        ("wa aja 0812-3456-7890 ya", "wa aja ****-****-**** ya", ["phone"]),
+        ("hub +62 812 3456 789", "hub +** *** **** ***", ["phone"]),
+        ("call 6281234567890 min", "call ************* min", ["phone"]),
+        (
+            "nik 3374012345678901 hp 081234567890",
+            "nik **************** hp ************",
+            ["idnum", "phone"],
+        ),
+    ],
+)
+def test_identity_numbers_are_masked(text: str, masked: str, kinds: list[str]) -> None:
+    assert mask_pii(text) == (masked, kinds)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "jalan rusak sejak 2023, RT 05 RW 12 😭",
+        "harga beras 15000 per kg",
+        "nomor antrean 1234567",  # 7 digits: no phone
+        "tgl 12-11-2026 jam 08.30",
+        "ðŸ˜‚ðŸ˜‚ mantul pak wali 👍",
+        "12345678901234567",  # 17 digits: not a NIK, not a phone
+    ],
+)
+def test_other_text_is_left_byte_exact(text: str) -> None:
+    assert mask_pii(text) == (text, [])
+
+
+@given(st.text())
+def test_masking_only_replaces_digits(text: str) -> None:
+    masked, kinds = mask_pii(text)
+    assert len(masked) == len(text)
+    for before, after in zip(text, masked, strict=True):
+        assert after == before or (before.isdigit() and after == "*")
+    assert (masked != text) == bool(kinds)
+
+
+@given(
+    st.text(alphabet=st.characters(blacklist_categories=["Nd"]), max_size=30),
+    st.from_regex(r"\A3[0-9]{15}\Z"),
+    st.text(alphabet=st.characters(blacklist_categories=["Nd"]), max_size=30),
+)
+def test_no_nik_survives(before: str, nik: str, after: str) -> None:
+    masked, kinds = mask_pii(before + nik + after)
+    assert nik not in masked
+    assert not re.search(r"\d{16}", masked)
+    assert "idnum" in kinds
