@@ -6,8 +6,20 @@ disturbs a request in flight and never leaves a moment without a model. A broken
 sha256-mismatched artifact fails in `load_model` before the swap, and the old model keeps
 serving.
 
-With several worker processes, the worker that performed a reload writes the version to
-`model_sync_file`; the others poll it and load the same version, so all workers converge.
+Which version to serve follows files that every worker polls (every `model_sync_interval`
+seconds) and loads at start-up:
+
+* `<models_dir>/CURRENT`, the served-model pointer of `service.promotion` (`pilah promote`,
+  `pilah rollback`, `pilah retrain`), unless the settings name an explicit model
+  (`PILAH_MODEL`): then the operator's choice stands and the pointer is neither read nor
+  written;
+* `model_sync_file` when it is set (`pilah serve` sets it when it runs several workers).
+
+A reload through the API writes both (the pointer with action "reload" in its history), so all
+workers and a later restart agree; the second channel keeps workers converging when the models
+folder is read-only. A poll acts only when a file changed since the last poll (content, inode or
+mtime), so a broken artifact named there is tried once, refused and logged, and the old model
+keeps serving until the file changes again. When several files changed, the newest wins.
 """
 
 from __future__ import annotations
@@ -15,7 +27,6 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +34,9 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from service.errors import ModelArtifactError
+from service.errors import ModelArtifactError, PilahError
 from service.http import ApiError
+from service.promotion import VERSION_NAME, current_path, current_version, record_reload
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -32,7 +44,6 @@ if TYPE_CHECKING:
     from service.observability import Metrics
 
 log = logging.getLogger("pilah.model")
-VERSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,19 @@ class ReloadOutcome:
     load_seconds: float
 
 
+@dataclass(frozen=True)
+class SyncState:
+    """What one polled file said, and which write of it that was."""
+
+    path: Path
+    version: str | None
+    stamp: tuple[int, int, int] | None  # inode, mtime (ns), size; None: no such file
+
+    @property
+    def mtime(self) -> int:
+        return self.stamp[1] if self.stamp else -1
+
+
 class ModelHolder:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
@@ -50,13 +74,32 @@ class ModelHolder:
         self.current: ServingModel | None = None
         self.last_error: str | None = None
         self._lock = anyio.Lock()
-        self._failed_sync: str | None = None
+        self._seen: dict[Path, SyncState] = {}
 
     @property
     def models_dir(self) -> Path:
         from service.model import default_models_dir
 
         return self.settings.models_dir or default_models_dir()
+
+    @property
+    def follows_pointer(self) -> bool:
+        """True unless the settings name an explicit model: then CURRENT is ignored."""
+        return self.settings.model is None
+
+    @property
+    def sync_files(self) -> list[Path]:
+        """The files this holder loads at start-up and polls: CURRENT (unless an explicit
+        model is configured) and the workers' sync file (when configured)."""
+        files = [current_path(self.models_dir)] if self.follows_pointer else []
+        if self.settings.model_sync_file is not None:
+            files.append(self.settings.model_sync_file)
+        return files
+
+    @property
+    def sync_enabled(self) -> bool:
+        """Whether `sync_forever` has anything to poll (the app starts it only then)."""
+        return bool(self.sync_files)
 
     # --- loading ------------------------------------------------------------------------
 
@@ -90,9 +133,12 @@ class ModelHolder:
         self.metrics.set_model(model.version)
 
     async def load_initial(self) -> None:
-        """At start-up: the synced version (after a worker restart), else the configured
-        one, else the newest. A failure leaves the service up but not ready."""
-        version = self._read_sync() or self.settings.model
+        """At start-up: the version in the newest sync file (CURRENT, or the workers' file
+        after a worker restart), else the configured one, else the newest. A failure leaves
+        the service up but not ready."""
+        states = self._read_states()
+        self._seen = {state.path: state for state in states}
+        version = self._newest(states) or self.settings.model
         try:
             model = await anyio.to_thread.run_sync(self._build_initial, version)
         except Exception as exc:  # an artifact that loads but cannot predict is broken too
@@ -114,9 +160,10 @@ class ModelHolder:
         gc.collect()
         return model
 
-    async def reload(self, version: str | None) -> ReloadOutcome:
+    async def reload(self, version: str | None, actor: str = "api") -> ReloadOutcome:
         """Load the named (or newest) version and swap it in; refused artifacts raise
-        ApiError and leave the current model serving."""
+        ApiError and leave the current model serving. The swap is recorded in CURRENT (and
+        its history, as `actor`) and in the workers' sync file."""
         if version is not None:
             self._check_version(version)
         async with self._lock:
@@ -135,7 +182,7 @@ class ModelHolder:
             elapsed = time.perf_counter() - started
             self._install(model)
             self.metrics.reloads.labels("ok").inc()
-            self._write_sync(model.version)
+            await anyio.to_thread.run_sync(self._write_sync, model.version, actor)
         previous_version = previous.version if previous else None
         log.info(
             "model reloaded",
@@ -147,17 +194,36 @@ class ModelHolder:
 
     # --- sharing the version across worker processes --------------------------------------
 
-    def _read_sync(self) -> str | None:
-        path = self.settings.model_sync_file
-        if path is None:
-            return None
+    @staticmethod
+    def _read_state(path: Path) -> SyncState:
         try:
-            text = path.read_text(encoding="utf-8").strip()
+            with path.open("rb") as handle:
+                info = os.fstat(handle.fileno())
+                raw = handle.read(256)
         except OSError:
-            return None
-        return text if VERSION_NAME.match(text) else None
+            return SyncState(path, None, None)
+        stamp = (info.st_ino, info.st_mtime_ns, info.st_size)
+        text = raw.decode("utf-8", "replace").strip()
+        return SyncState(path, text if VERSION_NAME.match(text) else None, stamp)
 
-    def _write_sync(self, version: str) -> None:
+    def _read_states(self) -> list[SyncState]:
+        return [self._read_state(path) for path in self.sync_files]
+
+    @staticmethod
+    def _newest(states: list[SyncState]) -> str | None:
+        """The version named by the most recently written of these files (None: none)."""
+        named = [state for state in states if state.version is not None]
+        return max(named, key=lambda s: s.mtime).version if named else None
+
+    def _write_sync(self, version: str, actor: str = "api") -> None:
+        """Shares a reload: CURRENT with its history (when following the pointer and it
+        names another version), and the workers' sync file. Failures are logged: the swap
+        stands in this worker."""
+        if self.follows_pointer and current_version(self.models_dir) != version:
+            try:
+                record_reload(self.models_dir, version, actor=actor)
+            except PilahError as exc:
+                log.warning("could not record the reload in the served-model pointer: %s", exc)
         path = self.settings.model_sync_file
         if path is None:
             return
@@ -168,25 +234,45 @@ class ModelHolder:
         except OSError as exc:
             log.warning("could not share the model version with other workers: %s", exc)
 
+    def _poll(self) -> str | None:
+        """The version named by the files that changed since the last poll (the newest of
+        them), or None when none changed or those that did name no version."""
+        changed = []
+        for state in self._read_states():
+            if self._seen.get(state.path) != state:
+                self._seen[state.path] = state
+                changed.append(state)
+        return self._newest(changed)
+
     async def sync_once(self) -> None:
-        wanted = self._read_sync()
+        wanted = self._poll()
         current = self.current.version if self.current else None
-        if wanted is None or wanted == current or wanted == self._failed_sync:
+        if wanted is None or wanted == current:
             return
         async with self._lock:
             if self.current is not None and self.current.version == wanted:
                 return
             try:
                 model = await anyio.to_thread.run_sync(self._build, wanted)
-            except Exception as exc:
-                self._failed_sync = wanted
-                log.error("could not follow the reload to %s: %s", wanted, exc)
+            except Exception as exc:  # tried once per change of the file: no retry loop
+                message = str(exc).replace(str(self.models_dir), "<models>")
+                log.error(
+                    "could not follow the served version to %s (still serving %s): %s",
+                    wanted,
+                    current,
+                    message,
+                    exc_info=not isinstance(exc, ModelArtifactError),
+                )
                 return
             self._install(model)
-            self._failed_sync = None
-        log.info("model follows reload by another worker", extra={"model_version": wanted})
+        log.info(
+            "model follows the served version",
+            extra={"model_version": wanted, "previous_version": current},
+        )
 
     async def sync_forever(self) -> None:
+        if not self.sync_enabled:
+            return
         while True:
             await anyio.sleep(self.settings.model_sync_interval)
             try:
