@@ -2,18 +2,23 @@
 #
 #   docker build -t pilah .
 #   docker run -p 8000:8000 pilah                       # docs: http://127.0.0.1:8000/docs
-#   docker run -p 8000:8000 -v /srv/pilah-models:/app/models:ro pilah   # other models
+#   docker run -p 8000:8000 -v pilah-data:/data pilah    # keep the comment store
+#   docker run -p 8000:8000 -v /srv/pilah-models:/app/models pilah   # other models
+#   docker run ... -e PILAH_DATABASE_URL=postgresql+psycopg://pilah:pw@db/pilah pilah
 #
 # The default model is trained while building (from datasets/) and baked into /app/models;
-# mount a folder of model versions there to serve others. Settings come from PILAH_*
-# variables (e.g. -e PILAH_AUTH_ENABLED=true -e PILAH_API_KEYS='[...]').
+# mount a folder of model versions there to serve others (writable, for promote/rollback).
+# The comment store is SQLite in the /data volume unless PILAH_DATABASE_URL names
+# PostgreSQL. Settings come from PILAH_* variables (e.g. -e PILAH_AUTH_ENABLED=true
+# -e PILAH_API_KEYS='[...]').
 
 FROM python:3.11-slim AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PILAH_MODELS_DIR=/app/models
+    PILAH_MODELS_DIR=/app/models \
+    PILAH_DATABASE_URL=sqlite:////data/pilah.db
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY service ./service
@@ -31,7 +36,9 @@ RUN set -eu; \
 
 FROM runtime
 COPY --from=model /app/models /app/models
-RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin pilah
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin pilah \
+    && mkdir -p /data && chown pilah /data /app/models
+VOLUME ["/data"]
 USER pilah
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
