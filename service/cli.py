@@ -335,7 +335,7 @@ def import_cli(
     json_output: JsonFlag = False,
 ) -> None:
     """Store and classify the comments of an export; importing it again adds nothing."""
-    from service.importers import detect_platform, read_export
+    from service.importers import PLATFORMS, detect_platform, read_export
     from service.inference import ServingModel
     from service.model import load_model
     from service.settings import Settings
@@ -347,6 +347,8 @@ def import_cli(
     with domain_errors():
         if not file.is_file():
             raise PilahError(f"{file}: no such file")
+        if platform is not None and platform not in PLATFORMS:
+            raise PilahError(f"--platform: one of {', '.join(PLATFORMS)}")
         chosen = platform or detect_platform(file)
         database = _open_database(database_url or settings.database_url)
         serving = ServingModel(load_model(model), top_k=0)

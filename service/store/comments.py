@@ -56,6 +56,7 @@ EXPORT_FIELDS = (
     "labelled_at",
 )
 MAX_PAGE = 200
+MAX_COUNT = 2_000_000_000  # likes/replies columns are 32-bit integers
 OPEN_STATUSES = ("new", "escalated")
 
 
@@ -118,6 +119,8 @@ def comment_row(comment: Mapping[str, Any], analysis: Mapping[str, Any]) -> dict
     """The stored row of an incoming comment and its analysis; identity numbers masked."""
     text, masked = mask_pii(comment["text"])
     now = utcnow()
+    likes = min(MAX_COUNT, comment.get("likes") or 0)
+    replies = min(MAX_COUNT, comment.get("replies") or 0)
     scores = analysis["scores"]
     ranked = sorted(scores.values(), reverse=True)
     spam = "spam" in analysis["flags"]
@@ -129,8 +132,8 @@ def comment_row(comment: Mapping[str, Any], analysis: Mapping[str, Any]) -> dict
         "post_url": comment.get("post_url"),
         "author": comment.get("author"),
         "posted_at": comment.get("posted_at"),
-        "likes": comment.get("likes") or 0,
-        "replies": comment.get("replies") or 0,
+        "likes": likes,
+        "replies": replies,
         "text": text,
         "pii_masked": ",".join(masked),
         "predicted_label": analysis["label"],
@@ -140,9 +143,7 @@ def comment_row(comment: Mapping[str, Any], analysis: Mapping[str, Any]) -> dict
         "needs_review": bool(analysis["needs_review"]),
         "review_reasons": list(analysis.get("review_reasons", [])),
         "priority": int(analysis["priority"]["score"]),
-        "engagement": 0
-        if spam
-        else engagement_points(comment.get("likes") or 0, comment.get("replies") or 0),
+        "engagement": 0 if spam else engagement_points(likes, replies),
         "reasons": list(analysis["priority"]["reasons"]),
         "flags": join_tags(list(analysis["flags"])),
         "topics": join_tags(list(analysis["topics"])),
