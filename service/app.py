@@ -23,6 +23,7 @@ from starlette.responses import Response
 
 import service
 from service.deps import API_KEY_SCHEMES, Admin, ClientModel, Runtime, RuntimeDep
+from service.fastpath import ClassifyFastPath
 from service.http import (
     JSON_TYPE,
     ApiError,
@@ -231,7 +232,9 @@ def build_router() -> APIRouter:
         """Loads and verifies the artifact (sha256, labels, library versions) and swaps it
         in: requests in flight finish on the old model. A refused artifact leaves the old
         model serving (422 `model_artifact_invalid`)."""
-        outcome = await call.runtime.holder.reload(body.version if body else None)
+        outcome = await call.runtime.holder.reload(
+            body.version if body else None, actor=f"api:{call.caller.name}"
+        )
         return {
             "previous_version": outcome.previous_version,
             "model_version": outcome.model_version,
@@ -338,7 +341,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics.watch_store(runtime.database)
             await holder.load_initial()
             async with anyio.create_task_group() as tasks:
-                if settings.model_sync_file is not None:
+                if holder.sync_enabled:  # follows models/CURRENT (promote, rollback)
                     tasks.start_soon(holder.sync_forever)
                 yield
                 tasks.cancel_scope.cancel()
@@ -366,6 +369,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.include_router(build_router())
     app.include_router(build_comments_router())
+    app.add_middleware(ClassifyFastPath)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AuthMiddleware, settings=settings)
     app.add_middleware(

@@ -415,6 +415,141 @@ def export_labels_cli(
     typer.echo(f"{count} corrected labels written to {output}")
 
 
+ModelsDirOption = Annotated[
+    Path | None, typer.Option("--models-dir", help="Models folder (default: models/).")
+]
+
+
+@app.command("retrain")
+def retrain_cli(
+    corrections: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--corrections",
+            help="Corrections CSV from export-labels; repeatable (default: exported now from "
+            "the comment store).",
+        ),
+    ] = None,
+    holdout: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--holdout", help="Labelled held-out data (default: a share of the corrections)."
+        ),
+    ] = None,
+    data: DataOption = None,
+    holdout_share: Annotated[float, typer.Option(min=0.05, max=0.5)] = 0.2,
+    max_recall_drop: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Largest recall drop of any class allowed.")
+    ] = 0.02,
+    no_promote: Annotated[
+        bool, typer.Option("--no-promote", help="Train and compare, but never promote.")
+    ] = False,
+    models_dir: ModelsDirOption = None,
+    database_url: DatabaseOption = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Train a candidate on datasets/ plus admins' corrections, compare it with the served
+    model on the same held-out rows, and promote it only if macro-F1 is not worse and no
+    class's recall drops by more than --max-recall-drop."""
+    import tempfile
+
+    from service.model import default_models_dir
+    from service.store.comments import corrections as stored_corrections
+    from service.store.comments import write_corrections_csv
+    from training.retrain import retrain
+
+    with domain_errors(), tempfile.TemporaryDirectory(prefix="pilah-retrain-") as folder:
+        sources = list(corrections or [])
+        if not sources:
+            database = _open_database(database_url)
+            exported = Path(folder) / "corrections.csv"
+            with exported.open("w", encoding="utf-8", newline="") as handle:
+                count = write_corrections_csv(stored_corrections(database), handle)
+            database.dispose()
+            typer.echo(f"{count} corrected labels exported from the comment store", err=True)
+            sources = [exported]
+        result = retrain(
+            sources,
+            (models_dir or default_models_dir()).resolve(),
+            data=data or None,
+            holdout_share=holdout_share,
+            holdout=holdout or None,
+            max_recall_drop=max_recall_drop,
+            promote_if_better=not no_promote,
+            actor="cli",
+        )
+    summary = {
+        "decision": result.decision,
+        "reasons": result.reasons,
+        "candidate_version": result.candidate_version,
+        "current_version": result.current_version,
+        "holdout_rows": result.holdout_rows,
+        "report": str(result.report_path),
+    }
+    if json_output:
+        typer.echo(json.dumps(summary, ensure_ascii=False))
+        return
+    typer.echo(
+        f"candidate {result.candidate_version} vs served {result.current_version or '-'} "
+        f"on {result.holdout_rows} held-out rows: {result.decision}"
+    )
+    for reason in result.reasons:
+        typer.echo(f"  {reason}")
+    typer.echo(f"report: {result.report_path}")
+
+
+@app.command("promote")
+def promote_cli(
+    version: Annotated[str, typer.Argument(help="A version in the models folder.")],
+    reason: Annotated[str | None, typer.Option(help="Recorded in the history.")] = None,
+    models_dir: ModelsDirOption = None,
+) -> None:
+    """Serve VERSION: the running service switches within seconds, without a restart."""
+    from service.model import default_models_dir
+    from service.promotion import promote
+
+    with domain_errors():
+        done = promote((models_dir or default_models_dir()).resolve(), version, "cli", reason)
+    typer.echo(f"serving {done.version} (was {done.previous or '-'})")
+
+
+@app.command("rollback")
+def rollback_cli(models_dir: ModelsDirOption = None) -> None:
+    """Serve the version that was served before the current one."""
+    from service.model import default_models_dir
+    from service.promotion import rollback
+
+    with domain_errors():
+        done = rollback((models_dir or default_models_dir()).resolve(), "cli")
+    typer.echo(f"serving {done.version} (was {done.previous or '-'})")
+
+
+@app.command("models")
+def models_cli(
+    models_dir: ModelsDirOption = None,
+    show_history: Annotated[bool, typer.Option("--history", help="Also list promotions.")] = False,
+) -> None:
+    """The model versions, the served one marked with *."""
+    from service.model import default_models_dir, list_versions, read_manifest
+    from service.promotion import current_version, history, served_version
+
+    root = (models_dir or default_models_dir()).resolve()
+    served, pointer = served_version(root), current_version(root)
+    for version in list_versions(root):
+        manifest = read_manifest(root / version)
+        f1 = ((manifest.get("metrics") or {}).get("cv") or {}).get("macro_f1")
+        mark = "*" if version == served else " "
+        note = "" if version != served else (" (CURRENT)" if pointer else " (newest)")
+        score = f"  cv macro-F1 {f1:.3f}" if isinstance(f1, float) else ""
+        typer.echo(f"{mark} {version}{score}{note}")
+    if show_history:
+        for entry in history(root):
+            typer.echo(
+                f"{entry.get('at')}  {entry.get('action'):<8} {entry.get('version')} "
+                f"(from {entry.get('previous') or '-'}) by {entry.get('actor')}"
+            )
+
+
 def _stderr_console() -> Any:
     from rich.console import Console
 

@@ -55,7 +55,8 @@ def list_versions(models_dir: Path | None = None) -> list[str]:
 
 
 def resolve_model_dir(model: str | Path | None = None, models_dir: Path | None = None) -> Path:
-    """A model folder from a path, a version name, or (None) the newest version."""
+    """A model folder from a path, a version name, or (None) the served version: the one
+    `pilah promote` / `rollback` pointed at (models/CURRENT), else the newest."""
     root = models_dir or default_models_dir()
     if model is not None:
         path = Path(model)
@@ -64,6 +65,11 @@ def resolve_model_dir(model: str | Path | None = None, models_dir: Path | None =
         if (root / str(model) / MANIFEST_FILE).is_file():
             return root / str(model)
         raise ModelArtifactError(f"no model artifact at {model} (expected {MANIFEST_FILE} there)")
+    from service.promotion import current_version
+
+    pointed = current_version(root)
+    if pointed is not None and (root / pointed / MANIFEST_FILE).is_file():
+        return root / pointed
     versions = list_versions(root)
     if not versions:
         raise ModelArtifactError(f"no model in {root}: run `pilah train` first")

@@ -106,8 +106,11 @@ class ModelHolder:
     def _build(self, version: str | None) -> ServingModel:
         """Load (verifying sha256, labels, library versions), index and warm up a model."""
         from service.inference import ServingModel
-        from service.model import load_model
+        from service.model import list_versions, load_model
 
+        if version is None:  # the newest, whatever CURRENT says (a reload asks for the newest)
+            versions = list_versions(self.models_dir)
+            version = versions[-1] if versions else None
         target = self.models_dir / version if version else None
         model = ServingModel(load_model(target, self.models_dir), top_k=self.settings.explain_top_k)
         model.analyse_one("warm up: jalan rusak, kapan diperbaiki?")

@@ -98,3 +98,59 @@ def test_export_labels_writes_the_dataset_format(
     ]
     bad = invoke("export-labels", "--output", str(output), "--since", "kemarin")
     assert bad.exit_code == 2 and "--since" in bad.output
+
+
+def test_retrain_promote_rollback_and_models(
+    small_model: LoadedModel, small_train_csv: Path, database_url: str, tmp_path: Path
+) -> None:
+    """The data team's loop from the command line: corrections from the store, a candidate
+    compared with the served model, then promote/rollback between versions."""
+    import shutil
+
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copytree(small_model.path, models / small_model.path.name)
+    database = Database(database_url)
+    invoke("db-upgrade")
+    serving = ServingModel(small_model)
+    texts = {
+        "complaint": ["dalane bolong2 ora tau didandani", "sampah numpuk 3 hari gk diangkut"],
+        "question": ["kapan pendaftaran PPDB dibuka min?", "syarat bikin KIA apa aja ya"],
+        "praise": ["mantap pelayanan dukcapil cepet bgt", "matur nuwun pak wali taman resik"],
+        "aspiration": ["mbok ditambah halte neng Banyumanik", "usul lampu PJU gang 4 ditambah"],
+        "other": ["aamiin", "@sari @budi"],
+    }
+    items = [
+        {"platform": "x", "external_id": f"{label}{i}", "account": "pemkot", "text": text}
+        for label, group in texts.items()
+        for i, text in enumerate(group)
+    ]
+    outcome = store.ingest(database, serving, items)
+    for (_, comment_id), record in zip(outcome.results, items, strict=True):
+        store.correct_label(database, comment_id, record["external_id"][:-1], "sari")
+    database.dispose()
+    result = invoke(
+        "retrain",
+        "--models-dir",
+        str(models),
+        "--data",
+        str(small_train_csv),
+        "--holdout-share",
+        "0.5",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    assert summary["current_version"] == small_model.path.name
+    assert summary["holdout_rows"] == 5
+    assert summary["decision"] in ("promoted", "kept_current")
+    assert Path(summary["report"]).is_file()
+    candidate = summary["candidate_version"]
+    listing = invoke("models", "--models-dir", str(models), "--history").output
+    assert candidate in listing and small_model.path.name in listing
+    assert invoke("promote", candidate, "--models-dir", str(models)).exit_code == 0
+    assert (models / "CURRENT").read_text().strip() == candidate
+    assert invoke("rollback", "--models-dir", str(models)).exit_code == 0
+    assert (models / "CURRENT").read_text().strip() != candidate
+    unknown = invoke("promote", "20990101-000000-nothere", "--models-dir", str(models))
+    assert unknown.exit_code == 2 and unknown.output.startswith("error:")
