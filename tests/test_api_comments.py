@@ -8,6 +8,7 @@ import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from api_helpers import ADMIN_KEY, API_KEYS, CLIENT_KEY, AppFactory, bearer
 from fastapi.testclient import TestClient
 
@@ -15,6 +16,8 @@ from service.labels import LABELS
 from service.security import hash_key
 
 pytest_plugins = ["conftest_api"]
+# Every test runs on SQLite and on PostgreSQL (the fixture points PILAH_DATABASE_URL at it).
+pytestmark = pytest.mark.usefixtures("database_url")
 
 NOW = datetime.now(UTC)
 SCOPED_KEY = "pilah_test-scoped-admin-key-0123456789abcdefghijklmnop"
