@@ -49,6 +49,7 @@ from service.schemas import (
 from service.security import AuthMiddleware
 from service.settings import Settings
 from service.validation import item_id, request_problem, validate_item
+from service.web import install_web
 
 DESCRIPTION = """
 Pilah sorts Indonesian government social-media comments into **complaint** (keluhan),
@@ -379,6 +380,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         worker_header=settings.worker_header,
         recycle_after=settings.recycle_connections_after,
     )
+
+    install_web(app, settings)
 
     default_openapi: Callable[[], dict[str, Any]] = app.openapi
 

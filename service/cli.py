@@ -550,6 +550,100 @@ def models_cli(
             )
 
 
+user_app = typer.Typer(help="Users of the admin page (/admin).", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+
+PasswordStdin = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+]
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+@user_app.command("add")
+def user_add_cli(
+    username: Annotated[str, typer.Argument(help="Login name: letters, digits, '.', '_', '-'.")],
+    accounts: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated accounts the user may see (default: every account)."),
+    ] = None,
+    role: Annotated[
+        str, typer.Option(help="admin (acts on comments) or viewer (reads only).")
+    ] = "admin",
+    password_stdin: PasswordStdin = False,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Create a user of the admin page; the password is asked for (at least 10 characters)."""
+    from service.web.users import create_user
+
+    password = _read_password(password_stdin)
+    with domain_errors():
+        database = _open_database(database_url)
+        try:
+            user = create_user(database, username, password, accounts=accounts, role=role)
+        finally:
+            database.dispose()
+    scope = ", ".join(sorted(user.accounts)) if user.accounts else "every account"
+    typer.echo(f"user {user.username} ({user.role}) created; sees {scope}")
+
+
+@user_app.command("passwd")
+def user_passwd_cli(
+    username: str, password_stdin: PasswordStdin = False, database_url: DatabaseOption = None
+) -> None:
+    """Set a new password (the user's open sessions end)."""
+    from service.web.users import set_password
+
+    password = _read_password(password_stdin)
+    with domain_errors():
+        database = _open_database(database_url)
+        try:
+            set_password(database, username, password)
+        finally:
+            database.dispose()
+    typer.echo(f"password of {username} changed")
+
+
+@user_app.command("disable")
+def user_disable_cli(
+    username: str,
+    enable: Annotated[bool, typer.Option("--enable", help="Enable the user again.")] = False,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Disable a user (they cannot log in; open sessions end), or enable them again."""
+    from service.web.users import set_disabled
+
+    with domain_errors():
+        database = _open_database(database_url)
+        try:
+            set_disabled(database, username, not enable)
+        finally:
+            database.dispose()
+    typer.echo(f"user {username} {'enabled' if enable else 'disabled'}")
+
+
+@user_app.command("list")
+def user_list_cli(database_url: DatabaseOption = None) -> None:
+    """Users of the admin page: name, role, accounts, disabled."""
+    from service.web.users import list_users
+
+    with domain_errors():
+        database = _open_database(database_url)
+        try:
+            found = list_users(database)
+        finally:
+            database.dispose()
+    for user in found:
+        scope = ",".join(sorted(user.accounts)) if user.accounts else "*"
+        state = "disabled" if user.disabled else "enabled"
+        typer.echo(f"{user.username}\t{user.role}\t{scope}\t{state}")
+
+
 def _stderr_console() -> Any:
     from rich.console import Console
 

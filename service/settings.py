@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Role = Literal["client", "admin"]
@@ -111,6 +111,21 @@ class Settings(BaseSettings):
     )
     store_threads: int = Field(
         default=8, ge=1, le=64, description="database calls in flight at once per worker process"
+    )
+
+    # Admin page (service.web)
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="signs the admin session cookie (default: random, kept in session.key "
+        "beside the SQLite database or in var/)",
+    )
+    secure_cookies: bool = Field(
+        default=False, description="session cookie over HTTPS only (turn on behind TLS)"
+    )
+    timezone: str = Field(
+        default="Asia/Jakarta",
+        description="days/months of analytics and report (Asia/Makassar = WITA, "
+        "Asia/Jayapura = WIT)",
     )
 
     # Security
