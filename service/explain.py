@@ -59,6 +59,50 @@ def top_two(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order[:, 0], order[:, 1]
 
 
+def top_two_of(probabilities: Sequence[float]) -> tuple[int, int]:
+    """`top_two` of one row given as a list: the first best and the first runner-up, as the
+    stable sort there gives them (numpy's sort for a row with NaN)."""
+    if len(probabilities) < 2:
+        return 0, 0
+    total = sum(probabilities)
+    if total != total:  # a NaN (or inf - inf) somewhere: numpy's order
+        top, second = top_two(np.asarray(probabilities, dtype=np.float64))
+        return int(top[0]), int(second[0])
+    # The first index holding the largest value, then the same without it: what a stable
+    # sort by decreasing value puts first and second.
+    values = list(probabilities)
+    top = values.index(max(values))
+    del values[top]
+    second = values.index(max(values))
+    return top, second + (second >= top)
+
+
+def explain_rows(
+    names: Sequence[str],
+    columns: Sequence[int],
+    values: np.ndarray,
+    rows: np.ndarray,
+    top: int,
+    second: int,
+    scale: float,
+    k: int,
+) -> list[Feature]:
+    """`explain_one` given the comment's rows of the weights (`rows = weights[columns]`,
+    already taken for its logits): the same terms, computed the same way, and the same
+    features, picked from the positive terms only."""
+    if k <= 0 or len(values) == 0:
+        return []
+    contribution = (scale * values * (rows[:, top] - rows[:, second])).tolist()
+    # The k largest positive terms, ties in column order (what a stable sort of all terms,
+    # cut at k, keeps once the non-positive ones are dropped).
+    best = [j for j, term in enumerate(contribution) if term > 0]
+    if len(best) > 1:
+        best.sort(key=contribution.__getitem__, reverse=True)
+    return [
+        {"feature": names[columns[j]], "weight": round(contribution[j], 4)} for j in best[:k]
+    ]
+
+
 def explain_one(
     names: Sequence[str],
     indices: Sequence[int] | np.ndarray,

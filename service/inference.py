@@ -73,6 +73,7 @@ class ServingModel:
         self.names = explain.feature_names(fast.vocabulary)
         self.classes = list(fast.classes)
         self.label_columns = [self.classes.index(label) for label in LABELS]
+        self._score_columns = tuple(zip(LABELS, self.label_columns, strict=True))
         # Calibrated probabilities are softmax(beta * scores): explanations in those units.
         self.scale = float(fast.beta)
 
@@ -85,17 +86,21 @@ class ServingModel:
     # --- analysis -----------------------------------------------------------------------
 
     def analyse_one(self, text: str) -> dict[str, Any]:
-        words = self.words(text)
         fast = self.fast
-        indices, values = fast.features(words.stems)
-        logits = (
-            values @ fast.weights[indices] + fast.intercept if indices else fast.intercept.copy()
-        )
-        probabilities = fast.probabilities(logits)
-        top, second = (int(c[0]) for c in explain.top_two(probabilities))
-        features = explain.explain_one(
-            self.names, indices, values, fast.weights, top, second, self.scale, self.top_k
-        )
+        words = signals.Words(*fast.normalizer.words_and_tokens(text))
+        indices, columns, values = fast.features_one(words.stems)
+        if indices:
+            rows = fast.weights[columns]  # the comment's weights: logits and explanation
+            logits = values @ rows + fast.intercept
+            probabilities = fast.probabilities(logits).tolist()
+            top, second = explain.top_two_of(probabilities)
+            features = explain.explain_rows(
+                self.names, indices, values, rows, top, second, self.scale, self.top_k
+            )
+        else:
+            probabilities = fast.probabilities(fast.intercept.copy()).tolist()
+            top, second = explain.top_two_of(probabilities)
+            features = []
         return self._result(probabilities, top, second, words, features)
 
     def analyse_many(self, texts: Sequence[str]) -> list[dict[str, Any]]:
@@ -121,7 +126,7 @@ class ServingModel:
         return [
             self._result(row, t, s, words, feats)
             for row, t, s, words, feats in zip(
-                probabilities,
+                probabilities.tolist(),
                 top.tolist(),
                 second.tolist(),
                 all_words,
@@ -132,17 +137,14 @@ class ServingModel:
 
     def _result(
         self,
-        probabilities: np.ndarray,
+        values: list[float],
         top: int,
         second: int,
         words: signals.Words,
         features: list[explain.Feature],
     ) -> dict[str, Any]:
-        values = probabilities.tolist()
-        scores = {
-            label: round(values[column], 6)
-            for label, column in zip(LABELS, self.label_columns, strict=True)
-        }
+        """The API's result from the probabilities (a list in `self.classes` order)."""
+        scores = {label: round(values[column], 6) for label, column in self._score_columns}
         label = self.classes[top]
         confidence = round(values[top], 6)
         margin = values[top] - values[second] if second != top else 1.0

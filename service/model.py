@@ -175,6 +175,10 @@ class FastClassifier:
         # Naive Bayes gives joint log-likelihoods; the calibrator saw log(predict_proba + eps).
         self.scores_are_log_joint = scores_are_log_joint
         self.order = [self.classes.index(label) for label in LABELS]
+        self._grams = _gram_table(vocabulary, self.ngram_range)
+        # A count of 1 has the tf 1.0 exactly (log(1) + 1 with sublinear tf), so a comment
+        # without repeated n-grams needs no tf arithmetic: its values are the idf weights.
+        self._unit_tf = not sublinear_tf or _log_of_one_is_zero()
 
     @classmethod
     def from_pipeline(cls, pipeline: Any) -> FastClassifier:
@@ -212,7 +216,51 @@ class FastClassifier:
         )
 
     def counts(self, tokens: Sequence[str]) -> dict[int, int]:
-        """Vocabulary index -> count of the comment's known word n-grams."""
+        """Vocabulary index -> count of the comment's known word n-grams, in the order of
+        their first occurrence (unigrams, then bigrams)."""
+        return self._counts(tokens)[0]
+
+    def _counts(self, tokens: Sequence[str]) -> tuple[dict[int, int], bool]:
+        """`counts`, and whether every count is 1. With word 1-2-grams this looks each token
+        up once in a table of unigrams and bigram prefixes (7k entries instead of the 80k of
+        the vocabulary) and each pair in the small table of its first word's bigrams, without
+        building the bigram strings; the result is the vocabulary's, entry for entry."""
+        grams = self._grams
+        if grams is None:
+            counts = self._counts_by_string(tokens)
+            return counts, all(count == 1 for count in counts.values())
+        get = grams.get
+        known: list[int] = []  # unigram hits in token order
+        pairs: list[int] = []  # bigram hits in pair order
+        follow: dict[str, int] | None = None  # bigrams of the previous token
+        for token in tokens:
+            if follow is not None:
+                index = follow.get(token)
+                if index is not None:
+                    pairs.append(index)
+            entry = get(token)
+            if entry is None:
+                follow = None
+                # The table's keys have no space; a token with one can only be a bigram key.
+                if " " in token:
+                    index = self.vocabulary.get(token)
+                    if index is not None:
+                        known.append(index)
+                continue
+            index, follow = entry
+            if index is not None:
+                known.append(index)
+        known += pairs
+        counts = dict.fromkeys(known, 1)
+        if len(counts) == len(known):
+            return counts, True
+        counts = {}
+        for index in known:
+            counts[index] = counts.get(index, 0) + 1
+        return counts, False
+
+    def _counts_by_string(self, tokens: Sequence[str]) -> dict[int, int]:
+        """`counts` for any n-gram range: each n-gram joined and looked up."""
         low, high = self.ngram_range
         get = self.vocabulary.get
         counts: dict[int, int] = {}
@@ -244,15 +292,24 @@ class FastClassifier:
     def features(self, tokens: Sequence[str]) -> tuple[list[int], np.ndarray]:
         """Indices and l2-normalised tf-idf values of one comment's known n-grams (the batch
         path, `tfidf_rows`, does the same for many rows at once)."""
-        counts = self.counts(tokens)
+        indices, _, values = self.features_one(tokens)
+        return indices, values
+
+    def features_one(self, tokens: Sequence[str]) -> tuple[list[int], np.ndarray, np.ndarray]:
+        """`features` with the indices also as an array (for indexing the weights)."""
+        counts, unit = self._counts(tokens)
         if not counts:
-            return [], np.zeros(0)
+            return [], np.zeros(0, dtype=np.intp), np.zeros(0)
         indices = list(counts)
-        tf = np.fromiter(counts.values(), dtype=np.float64, count=len(indices))
-        if self.sublinear_tf:
-            tf = np.log(tf) + 1.0
-        values = tf * self.idf[indices]
-        return indices, values / math.sqrt(float(values @ values))
+        columns = np.array(indices, dtype=np.intp)
+        if unit and self._unit_tf:
+            values = self.idf[columns]  # = tf * idf with tf 1.0
+        else:
+            tf = np.fromiter(counts.values(), dtype=np.float64, count=len(indices))
+            if self.sublinear_tf:
+                tf = np.log(tf) + 1.0
+            values = tf * self.idf[columns]
+        return indices, columns, values / math.sqrt(float(values @ values))
 
     @staticmethod
     def _softmax(values: np.ndarray) -> np.ndarray:
@@ -267,9 +324,9 @@ class FastClassifier:
 
     def logits_one(self, text: str) -> tuple[list[str], list[int], np.ndarray, np.ndarray]:
         tokens = self.normalizer.tokens(text)
-        indices, values = self.features(tokens)
+        indices, columns, values = self.features_one(tokens)
         logits = (
-            values @ self.weights[indices] + self.intercept if indices else self.intercept.copy()
+            values @ self.weights[columns] + self.intercept if indices else self.intercept.copy()
         )
         return tokens, indices, values, logits
 
@@ -309,3 +366,32 @@ class FastClassifier:
             for label, i in zip(LABELS, self.order, strict=True)
         }
         return Prediction(self.classes[best], round(float(probabilities[best]), 6), scores)
+
+
+def _gram_table(
+    vocabulary: dict[str, int], ngram_range: tuple[int, int]
+) -> dict[str, tuple[int | None, dict[str, int] | None]] | None:
+    """word -> (its unigram index, {next word: bigram index}) for word 1-2-gram vocabularies
+    whose keys hold at most one space (then "a b" is the bigram of a and b and nothing else);
+    None for any other vocabulary, which `FastClassifier.counts` then reads by joined string."""
+    if tuple(ngram_range) != (1, 2):
+        return None
+    unigrams: dict[str, int] = {}
+    follows: dict[str, dict[str, int]] = {}
+    for gram, index in vocabulary.items():
+        first, space, second = gram.partition(" ")
+        if not space:
+            unigrams[gram] = index
+        elif " " in second:
+            return None
+        else:
+            follows.setdefault(first, {})[second] = index
+    return {
+        word: (unigrams.get(word), follows.get(word))
+        for word in (*unigrams, *(w for w in follows if w not in unigrams))
+    }
+
+
+def _log_of_one_is_zero() -> bool:
+    """numpy's log(1.0) is exactly 0 (IEEE 754 asks for it), in vector loops and their tails."""
+    return all(not np.log(np.ones(n)).any() for n in range(1, 70))

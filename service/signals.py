@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import chain, pairwise
 
 from service.text import EMAIL, IDNUM, MENTION, NUM, PHONE, URL, raw_words, tokens
 
@@ -22,11 +22,12 @@ class Words:
     __slots__ = ("bigrams", "raw", "raw_unigrams", "stems", "unigrams")
 
     def __init__(self, raw: Sequence[str], stems: Sequence[str]) -> None:
-        self.raw = tuple(raw)
-        self.stems = tuple(stems)
-        self.raw_unigrams = frozenset(self.raw)
-        self.unigrams = self.raw_unigrams.union(self.stems)
-        self.bigrams = frozenset(_pairs(self.raw)).union(_pairs(self.stems))
+        self.raw = raw = tuple(raw)
+        self.stems = stems = tuple(stems)
+        self.raw_unigrams = frozenset(raw)
+        self.unigrams = self.raw_unigrams.union(stems)
+        # "a b" for each pair of neighbours, as `_pairs` writes them
+        self.bigrams = frozenset(map(" ".join, chain(pairwise(raw), pairwise(stems))))
 
     @classmethod
     def from_text(cls, text: str) -> Words:
@@ -242,6 +243,8 @@ ACCOUNT_WORDS = frozenset({"rekening", "rek", "norek", "nomor rekening"})
 def pii_cues(words: Words) -> list[str]:
     """NIK/KK numbers, phone numbers, e-mail addresses, bank account numbers."""
     found = sorted(PII_PLACEHOLDERS & words.raw_unigrams)
+    if ACCOUNT_WORDS.isdisjoint(words.raw_unigrams):
+        return found
     raw = words.raw
     for i, word in enumerate(raw):
         if word in ACCOUNT_WORDS and NUM in raw[i + 1 : i + 4]:
@@ -308,13 +311,14 @@ TOPICS: Mapping[str, Lexicon] = {
 
 
 MATCHER = Matcher({**SPAM_LEXICONS, **{f"topic:{name}": lex for name, lex in TOPICS.items()}})
+_TOPIC_KEYS = tuple((name, f"topic:{name}") for name in TOPICS)
 
 
 def topics(words: Words, found: Mapping[str, list[str]] | None = None) -> list[str]:
     """Public-service topics the comment is about, in `TOPICS` order."""
     if found is None:
         found = MATCHER.match(words)
-    return [name for name in TOPICS if f"topic:{name}" in found]
+    return [name for name, key in _TOPIC_KEYS if key in found]
 
 
 # --- flags and priority ---------------------------------------------------------------------
