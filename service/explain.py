@@ -66,8 +66,8 @@ def top_two_of(probabilities: Sequence[float]) -> tuple[int, int]:
         return 0, 0
     total = sum(probabilities)
     if total != total:  # a NaN (or inf - inf) somewhere: numpy's order
-        top, second = top_two(np.asarray(probabilities, dtype=np.float64))
-        return int(top[0]), int(second[0])
+        tops, seconds = top_two(np.asarray(probabilities, dtype=np.float64))
+        return int(tops[0]), int(seconds[0])
     # The first index holding the largest value, then the same without it: what a stable
     # sort by decreasing value puts first and second.
     values = list(probabilities)
@@ -98,9 +98,7 @@ def explain_rows(
     best = [j for j, term in enumerate(contribution) if term > 0]
     if len(best) > 1:
         best.sort(key=contribution.__getitem__, reverse=True)
-    return [
-        {"feature": names[columns[j]], "weight": round(contribution[j], 4)} for j in best[:k]
-    ]
+    return [{"feature": names[columns[j]], "weight": round(contribution[j], 4)} for j in best[:k]]
 
 
 def explain_one(

@@ -9,9 +9,9 @@ leetspeak undone, placeholders for phone/ID numbers, URLs and mentions) and its 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
-from itertools import chain, pairwise
+from itertools import pairwise
 
 from service.text import EMAIL, IDNUM, MENTION, NUM, PHONE, URL, raw_words, tokens
 
@@ -19,15 +19,34 @@ from service.text import EMAIL, IDNUM, MENTION, NUM, PHONE, URL, raw_words, toke
 class Words:
     """A comment's raw words and model tokens, with the n-gram sets the rules look up."""
 
-    __slots__ = ("bigrams", "raw", "raw_unigrams", "stems", "unigrams")
+    __slots__ = ("_bigrams", "raw", "raw_unigrams", "stems", "unigrams")
 
     def __init__(self, raw: Sequence[str], stems: Sequence[str]) -> None:
         self.raw = raw = tuple(raw)
         self.stems = stems = tuple(stems)
         self.raw_unigrams = frozenset(raw)
         self.unigrams = self.raw_unigrams.union(stems)
-        # "a b" for each pair of neighbours, as `_pairs` writes them
-        self.bigrams = frozenset(map(" ".join, chain(pairwise(raw), pairwise(stems))))
+        self._bigrams: frozenset[str] | None = None
+
+    @property
+    def bigrams(self) -> frozenset[str]:
+        """Every pair of neighbouring raw words and of neighbouring tokens as "a b" (made on
+        first use: the rules themselves only need the pairs `bigrams_from` gives)."""
+        if self._bigrams is None:
+            self._bigrams = frozenset(_pairs(self.raw)).union(_pairs(self.stems))
+        return self._bigrams
+
+    def bigrams_from(self, starts: frozenset[str]) -> Set[str]:
+        """The bigrams whose first word is in `starts`. For phrases whose `phrase_starts` are
+        in `starts`, `phrases & words.bigrams_from(starts) == phrases & words.bigrams`; most
+        comments have no such word, and then no pair is written at all."""
+        if self._bigrams is not None:
+            return self._bigrams
+        found: set[str] = set()
+        for words in (self.raw, self.stems):
+            if not starts.isdisjoint(words):
+                found.update([f"{a} {b}" for a, b in pairwise(words) if a in starts])
+        return found
 
     @classmethod
     def from_text(cls, text: str) -> Words:
@@ -40,6 +59,12 @@ class Words:
 
 def _pairs(words: Sequence[str]) -> list[str]:
     return [f"{a} {b}" for a, b in pairwise(words)]
+
+
+def phrase_starts(phrases: Iterable[str]) -> frozenset[str]:
+    """What a phrase begins with, up to each of its spaces ("a" for "a b"; "x" and "x y" for
+    "x y z"): a pair of words (a, b) can only make a phrase that begins with a and a space."""
+    return frozenset(p[:i] for p in phrases for i, char in enumerate(p) if char == " ")
 
 
 @dataclass(frozen=True)
@@ -89,6 +114,7 @@ class Matcher:
         self._any_keys = frozenset(self.any_words)
         self._exact_keys = frozenset(self.exact)
         self._phrase_keys = frozenset(self.phrases)
+        self._phrase_starts = phrase_starts(self._phrase_keys)
 
     def match(self, words: Words) -> dict[str, list[str]]:
         """Lexicon name -> sorted cues found (lexicons without a hit are absent)."""
@@ -96,7 +122,7 @@ class Matcher:
         for table, cues in (
             (self.any_words, self._any_keys & words.unigrams),
             (self.exact, self._exact_keys & words.raw_unigrams),
-            (self.phrases, self._phrase_keys & words.bigrams),
+            (self.phrases, self._phrase_keys & words.bigrams_from(self._phrase_starts)),
         ):
             for cue in cues:
                 for name in table[cue]:
@@ -176,10 +202,15 @@ NEGATORS = frozenset(
 )
 
 
+_URGENT_STARTS = phrase_starts(URGENT_PHRASES)
+
+
 def urgent_cues(words: Words) -> list[str]:
     """Emergency words and phrases of the comment, minus negated ones ("bebas banjir")."""
     raw = words.raw
-    if not (URGENT_WORDS & words.raw_unigrams or URGENT_PHRASES & words.bigrams):
+    if not (
+        URGENT_WORDS & words.raw_unigrams or URGENT_PHRASES & words.bigrams_from(_URGENT_STARTS)
+    ):
         return []
     kept = [w for i, w in enumerate(raw) if not (i and raw[i - 1] in NEGATORS)]
     found = (URGENT_WORDS & set(kept)) | (URGENT_PHRASES & set(_pairs(kept)))
