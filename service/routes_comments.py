@@ -13,12 +13,12 @@ import logging
 import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
 import orjson
 from fastapi import APIRouter, Header, Path, Query
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import Response
 
@@ -117,26 +117,61 @@ def check_comment(
     return comment.model_dump(), None
 
 
-LabelQ = Annotated[list[Label] | None, Query(description="Repeat to allow several.")]
-StatusQ = Annotated[
-    list[Status] | None, Query(description="Default: new and escalated (the open ones).")
-]
-PlatformQ = Annotated[list[Platform] | None, Query()]
-AccountQ = Annotated[list[Annotated[str, Query(max_length=128)]] | None, Query()]
-TopicQ = Annotated[
-    list[Annotated[str, Query(max_length=64)]] | None,
-    Query(description="bansos, jalan, banjir, sampah, kesehatan, adminduk, ..."),
-]
-FlagQ = Annotated[
-    list[Annotated[str, Query(pattern="^(urgent|spam|pii)$")]] | None,
-    Query(description="urgent, spam, pii: comments with all of them."),
-]
+class ReviewQuery(BaseModel):
+    """Filters of the review list (query parameters; repeat one to allow several values)."""
+
+    label: list[Label] | None = None
+    status: list[Status] | None = Field(
+        default=None, description="Default: new and escalated (the open ones)."
+    )
+    platform: list[Platform] | None = None
+    account: list[Annotated[str, Field(max_length=128)]] | None = None
+    topic: list[Annotated[str, Field(max_length=64)]] | None = Field(
+        default=None, description="bansos, jalan, banjir, sampah, kesehatan, adminduk, ..."
+    )
+    since: datetime | None = Field(default=None, description="Posted at or after (ISO 8601).")
+    until: datetime | None = Field(default=None, description="Posted before (ISO 8601).")
+    limit: int = Field(default=50, ge=1, le=store.MAX_PAGE)
+    cursor: str | None = Field(default=None, max_length=1000, description="From next_cursor.")
+
+    def filter(self, call: StoreCall) -> store.QueueFilter:
+        return store.QueueFilter(
+            labels=tuple(self.label or ()),
+            statuses=tuple(self.status) if self.status else store.OPEN_STATUSES,
+            platforms=tuple(self.platform or ()),
+            accounts=tuple(self.account or ()),
+            topics=tuple(self.topic or ()),
+            flags=tuple(getattr(self, "flag", None) or ()),
+            since=self.since,
+            until=self.until,
+            needs_review=getattr(self, "needs_review", None),
+            search=getattr(self, "q", None) or None,
+            allowed_accounts=call.accounts,
+        )
+
+
+class QueueQuery(ReviewQuery):
+    """Filters of the queue."""
+
+    flag: list[Literal["urgent", "spam", "pii"]] | None = Field(
+        default=None, description="Comments with all of these flags."
+    )
+    needs_review: bool | None = Field(
+        default=None, description="Only (or no) uncertain predictions."
+    )
+    q: str | None = Field(default=None, max_length=200, description="Words in the text.")
+
+
 SinceQ = Annotated[datetime | None, Query(description="Posted at or after (ISO 8601).")]
 UntilQ = Annotated[datetime | None, Query(description="Posted before (ISO 8601).")]
-ReviewQ = Annotated[bool | None, Query(description="Only (or no) uncertain predictions.")]
-SearchQ = Annotated[str | None, Query(max_length=200, description="Words in the text.")]
-LimitQ = Annotated[int, Query(ge=1, le=store.MAX_PAGE)]
-CursorQ = Annotated[str | None, Query(max_length=1000, description="From next_cursor.")]
+AccountQ = Annotated[list[Annotated[str, Query(max_length=128)]] | None, Query()]
+
+
+def page_response(page: store.Page) -> Response:
+    return json_response(
+        {"items": page.items, "next_cursor": page.next_cursor, "as_of": page.as_of}
+    )
+
 
 CommentId = Annotated[int, Path(ge=1, le=2**62)]
 
@@ -170,10 +205,7 @@ def build_comments_router() -> APIRouter:
         valid = [comment for comment, _ in checked if comment is not None]
         model = call.model
 
-        def work(database: Any) -> store.IngestOutcome:
-            return store.ingest(database, model, valid)
-
-        outcome = await in_store(store_call, lambda database: work(database))
+        outcome = await in_store(store_call, store.ingest, model, valid)
         stored = iter(outcome.results)
         results: list[dict[str, Any]] = []
         for index, (comment, error) in enumerate(checked):
@@ -203,33 +235,6 @@ def build_comments_router() -> APIRouter:
             "results": results,
         }
 
-    def filters(
-        call: StoreCall,
-        label: list[Label] | None,
-        status: list[Status] | None,
-        platform: list[Platform] | None,
-        account: list[str] | None,
-        topic: list[str] | None,
-        flag: list[str] | None,
-        since: datetime | None,
-        until: datetime | None,
-        needs_review: bool | None,
-        q: str | None,
-    ) -> store.QueueFilter:
-        return store.QueueFilter(
-            labels=tuple(label or ()),
-            statuses=tuple(status) if status else store.OPEN_STATUSES,
-            platforms=tuple(platform or ()),
-            accounts=tuple(account or ()),
-            topics=tuple(topic or ()),
-            flags=tuple(flag or ()),
-            since=since,
-            until=until,
-            needs_review=needs_review,
-            search=q or None,
-            allowed_accounts=call.accounts,
-        )
-
     @router.get(
         "/v1/queue",
         openapi_extra=SECURITY,
@@ -237,32 +242,13 @@ def build_comments_router() -> APIRouter:
         responses=responses(400, 401, 403, 422, 429, 503),
         summary="Comments most important first",
     )
-    async def queue(
-        call: ClientStore,
-        label: LabelQ = None,
-        status: StatusQ = None,
-        platform: PlatformQ = None,
-        account: AccountQ = None,
-        topic: TopicQ = None,
-        flag: FlagQ = None,
-        since: SinceQ = None,
-        until: UntilQ = None,
-        needs_review: ReviewQ = None,
-        q: SearchQ = None,
-        limit: LimitQ = 50,
-        cursor: CursorQ = None,
-    ) -> Response:
+    async def queue(call: ClientStore, query: Annotated[QueueQuery, Query()]) -> Response:
         """Ordered by priority: the predicted (or corrected) label's weight, urgency,
         vulnerable-people topics, personal data, engagement (likes, replies) and waiting time,
         each shown in `priority_reasons`. Cursor pagination: pass `next_cursor` back with the
         same filters; the order is frozen at the first page's `as_of`."""
-        found = filters(
-            call, label, status, platform, account, topic, flag, since, until, needs_review, q
-        )
-        page = await in_store(call, store.queue, found, limit, cursor)
-        return json_response(
-            {"items": page.items, "next_cursor": page.next_cursor, "as_of": page.as_of}
-        )
+        page = await in_store(call, store.queue, query.filter(call), query.limit, query.cursor)
+        return page_response(page)
 
     @router.get(
         "/v1/review",
@@ -271,27 +257,11 @@ def build_comments_router() -> APIRouter:
         responses=responses(400, 401, 403, 422, 429, 503),
         summary="Comments the model is least sure of",
     )
-    async def review(
-        call: ClientStore,
-        label: LabelQ = None,
-        status: StatusQ = None,
-        platform: PlatformQ = None,
-        account: AccountQ = None,
-        topic: TopicQ = None,
-        since: SinceQ = None,
-        until: UntilQ = None,
-        limit: LimitQ = 50,
-        cursor: CursorQ = None,
-    ) -> Response:
+    async def review(call: ClientStore, query: Annotated[ReviewQuery, Query()]) -> Response:
         """Uncorrected comments by increasing margin between the model's two best labels:
         correcting these teaches the next model the most (active learning)."""
-        found = filters(
-            call, label, status, platform, account, topic, None, since, until, None, None
-        )
-        page = await in_store(call, store.review, found, limit, cursor)
-        return json_response(
-            {"items": page.items, "next_cursor": page.next_cursor, "as_of": page.as_of}
-        )
+        page = await in_store(call, store.review, query.filter(call), query.limit, query.cursor)
+        return page_response(page)
 
     @router.get(
         "/v1/comments/{comment_id}",
