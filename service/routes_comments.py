@@ -98,9 +98,10 @@ async def in_store(call: StoreCall, work: Callable[..., T], *args: Any, **kwargs
         ) from None
 
 
-def check_comment(
-    item: Any, call: StoreCall
-) -> tuple[dict[str, Any] | None, dict[str, str] | None]:
+Checked = tuple[dict[str, Any] | None, dict[str, str] | None]
+
+
+def check_comment(item: Any, call: StoreCall) -> Checked:
     """One ingest item: the comment, or an error entry {code, message} (never quoting text)."""
     try:
         comment = _COMMENT.validate_python(item)
@@ -201,11 +202,15 @@ def build_comments_router() -> APIRouter:
                 "batch_too_large",
                 f"items: at most {call.settings.max_batch_items} items per request",
             )
-        checked = [check_comment(item, store_call) for item in items]
-        valid = [comment for comment, _ in checked if comment is not None]
         model = call.model
 
-        outcome = await in_store(store_call, store.ingest, model, valid)
+        def check_and_store(database: Any) -> tuple[list[Checked], store.IngestOutcome]:
+            """Validation and classification of a large batch both stay off the event loop."""
+            checked = [check_comment(item, store_call) for item in items]
+            valid = [comment for comment, _ in checked if comment is not None]
+            return checked, store.ingest(database, model, valid)
+
+        checked, outcome = await in_store(store_call, check_and_store)
         stored = iter(outcome.results)
         results: list[dict[str, Any]] = []
         for index, (comment, error) in enumerate(checked):
@@ -222,7 +227,7 @@ def build_comments_router() -> APIRouter:
                     "external_id": comment["external_id"],
                 }
             )
-        rejected = len(items) - len(valid)
+        rejected = sum(1 for comment, _ in checked if comment is None)
         if rejected:
             for _, error in checked:
                 if error is not None:
