@@ -257,7 +257,8 @@ def serve_cli(
     base = f"http://{shown}:{port}"
     typer.echo(
         f"Pilah API on {base} with {count} worker(s); docs at {base}/docs "
-        f"(OpenAPI: {base}/openapi.json); auth {'on' if settings.auth_enabled else 'off'}",
+        f"(OpenAPI: {base}/openapi.json); admin page at {base}/admin/; "
+        f"auth {'on' if settings.auth_enabled else 'off'}",
         err=True,
     )
     if not settings.auth_enabled and host not in ("127.0.0.1", "localhost", "::1"):
