@@ -225,6 +225,7 @@ def build_comments_router() -> APIRouter:
                     "id": comment_id,
                     "platform": comment["platform"],
                     "external_id": comment["external_id"],
+                    "label": outcome.labels.get(comment_id) if status == "new" else None,
                 }
             )
         rejected = sum(1 for comment, _ in checked if comment is None)

@@ -332,7 +332,7 @@ class IngestResult(BaseModel):
     id: int | None = Field(description="Pilah's id of the stored comment.")
     platform: str | None = None
     external_id: str | None = None
-    label: Label | None = None
+    label: Label | None = Field(default=None, description="The predicted label of a new comment.")
     error: ItemError | None = None
 
 

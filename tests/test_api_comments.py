@@ -54,6 +54,7 @@ def test_ingest_reports_new_duplicate_and_rejected(client: TestClient) -> None:
     body = response.json()
     assert (body["new"], body["duplicate"], body["rejected"]) == (5, 0, 0)
     assert [r["status"] for r in body["results"]] == ["new"] * 5
+    assert all(r["label"] in LABELS for r in body["results"])
     again = ingest(
         client,
         [
@@ -77,6 +78,7 @@ def test_ingest_reports_new_duplicate_and_rejected(client: TestClient) -> None:
         "validation_error",
     ]
     assert [r["id"] for r in again["results"][:2]] == [r["id"] for r in body["results"][:2]]
+    assert again["results"][0]["label"] is None  # a duplicate is not classified again
     assert "x" * 50 not in response.text + str(again)
 
 

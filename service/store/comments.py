@@ -82,9 +82,11 @@ def engagement_points(likes: int, replies: int) -> int:
 
 @dataclass
 class IngestOutcome:
-    """Per input comment: ("new", id) or ("duplicate", id), in input order."""
+    """Per input comment: ("new", id) or ("duplicate", id), in input order; and the label
+    predicted for each new comment (by id)."""
 
     results: list[tuple[str, int]]
+    labels: dict[int, str] = field(default_factory=dict)
 
     @property
     def new(self) -> int:
@@ -206,7 +208,12 @@ def ingest(database: Database, model: Any, comments: Sequence[Mapping[str, Any]]
             results.append(("new", new_ids[key]))
         else:
             results.append(("duplicate", stored.get(key) or new_ids[key]))
-    return IngestOutcome(results)
+    labels = {
+        new_ids[key]: row["predicted_label"]
+        for key, row in zip(fresh, rows, strict=True)
+        if key in new_ids
+    }
+    return IngestOutcome(results, labels)
 
 
 # --- reading comments ---------------------------------------------------------------------
