@@ -122,6 +122,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from service.errors import PilahError
+from service.store.schema import MAX_YEAR, MIN_YEAR
 
 PLATFORMS: tuple[str, ...] = ("instagram", "facebook", "x", "youtube", "tiktok", "generic")
 
@@ -622,9 +623,13 @@ def _datetime(value: Any) -> datetime | None:
         parsed = None
     if parsed is None:
         raise ValueError("bad posted_at")
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValueError("bad posted_at") from None
+    if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+        raise ValueError(f"posted_at outside {MIN_YEAR}-{MAX_YEAR}")
+    return parsed
 
 
 def _from_epoch(seconds: Decimal) -> datetime:

@@ -12,10 +12,16 @@ import re
 
 MASK = "*"
 
-# 16 digits, optionally grouped by spaces, dots or dashes (3374 0123 4567 8901).
-_ID_NUMBER = re.compile(r"(?<![\d])\d(?:[ .-]?\d){15}(?![\d])")
-# Indonesian mobile numbers: 08.., +628.., 628.., 8 to 12 digits after the 8, grouped or not.
-_PHONE = re.compile(r"(?<![\w+])(?:\+62|62|0)[ .-]?\(?8\)?(?:[ .-]?\d){7,12}(?![\d])")
+# Between digit groups: up to two (three for phones, with brackets) spaces of any kind, dots,
+# slashes or dashes. Digits are Unicode digits (full-width ones too).
+_SEP = "[\\s./\u2010-\u2015\u2212-]"
+# 16 digits: NIK / KK (3374 0123 4567 8901, 3374.0123.4567.8901, ...).
+_ID_NUMBER = re.compile(rf"(?<!\d)\d(?:{_SEP}{{0,2}}\d){{15}}(?!\d)")
+# Indonesian mobile numbers: 08.., +62 8.., 62 8.., +62 (0) 8.., (0812) 3456 7890, wa0812...
+_PHONE = re.compile(
+    rf"(?<![\d+])(?:\+\s?\(?[6６][2２]\)?(?:{_SEP}{{0,2}}\(?[0０]\)?)?|[6６][2２]|\(?[0０])"
+    rf"{_SEP}{{0,2}}\(?[8８](?:[\s./()\u2010-\u2015\u2212-]{{0,3}}\d){{7,12}}(?!\d)"
+)
 _DIGIT = re.compile(r"\d")
 
 

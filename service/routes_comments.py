@@ -12,7 +12,6 @@ import io
 import logging
 import re
 from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
@@ -25,6 +24,7 @@ from starlette.responses import Response
 from service.deps import AdminStore, ClientModel, ClientStore, StoreCall
 from service.http import JSON_TYPE, ApiError, JSONRoute, describe_errors
 from service.schemas import (
+    ApiTime,
     CommentBatch,
     CommentIn,
     CommentPage,
@@ -35,12 +35,14 @@ from service.schemas import (
     LabelRequest,
     LabelResponse,
     Platform,
+    SafeStr,
     Stats,
     Status,
     StoredComment,
 )
 from service.store import comments as store
 from service.store.db import StoreBusy
+from service.store.schema import MAX_COMMENT_ID
 from service.validation import text_problem
 
 log = logging.getLogger("pilah.store")
@@ -126,12 +128,12 @@ class ReviewQuery(BaseModel):
         default=None, description="Default: new and escalated (the open ones)."
     )
     platform: list[Platform] | None = None
-    account: list[Annotated[str, Field(max_length=128)]] | None = None
-    topic: list[Annotated[str, Field(max_length=64)]] | None = Field(
+    account: list[Annotated[SafeStr, Field(max_length=128)]] | None = None
+    topic: list[Annotated[SafeStr, Field(max_length=64)]] | None = Field(
         default=None, description="bansos, jalan, banjir, sampah, kesehatan, adminduk, ..."
     )
-    since: datetime | None = Field(default=None, description="Posted at or after (ISO 8601).")
-    until: datetime | None = Field(default=None, description="Posted before (ISO 8601).")
+    since: ApiTime | None = Field(default=None, description="Posted at or after (ISO 8601).")
+    until: ApiTime | None = Field(default=None, description="Posted before (ISO 8601).")
     limit: int = Field(default=50, ge=1, le=store.MAX_PAGE)
     cursor: str | None = Field(default=None, max_length=1000, description="From next_cursor.")
 
@@ -160,12 +162,12 @@ class QueueQuery(ReviewQuery):
     needs_review: bool | None = Field(
         default=None, description="Only (or no) uncertain predictions."
     )
-    q: str | None = Field(default=None, max_length=200, description="Words in the text.")
+    q: SafeStr | None = Field(default=None, max_length=200, description="Words in the text.")
 
 
-SinceQ = Annotated[datetime | None, Query(description="Posted at or after (ISO 8601).")]
-UntilQ = Annotated[datetime | None, Query(description="Posted before (ISO 8601).")]
-AccountQ = Annotated[list[Annotated[str, Query(max_length=128)]] | None, Query()]
+SinceQ = Annotated[ApiTime | None, Query(description="Posted at or after (ISO 8601).")]
+UntilQ = Annotated[ApiTime | None, Query(description="Posted before (ISO 8601).")]
+AccountQ = Annotated[list[Annotated[SafeStr, Query(max_length=128)]] | None, Query()]
 
 
 def page_response(page: store.Page) -> Response:
@@ -174,7 +176,7 @@ def page_response(page: store.Page) -> Response:
     )
 
 
-CommentId = Annotated[int, Path(ge=1, le=2**62)]
+CommentId = Annotated[int, Path(ge=1, le=MAX_COMMENT_ID)]
 
 
 def build_comments_router() -> APIRouter:
@@ -208,7 +210,18 @@ def build_comments_router() -> APIRouter:
             """Validation and classification of a large batch both stay off the event loop."""
             checked = [check_comment(item, store_call) for item in items]
             valid = [comment for comment, _ in checked if comment is not None]
-            return checked, store.ingest(database, model, valid)
+            outcome = store.ingest(database, model, valid)
+            if store_call.accounts is not None:  # never reveal another account's comment
+                duplicates = [i for status, i in outcome.results if status == "duplicate"]
+                owners = store.accounts_of(database, duplicates)
+                allowed = store_call.accounts
+                outcome.results = [
+                    ("conflict", 0)
+                    if status == "duplicate" and owners.get(i) not in allowed
+                    else (status, i)
+                    for status, i in outcome.results
+                ]
+            return checked, outcome
 
         checked, outcome = await in_store(store_call, check_and_store)
         stored = iter(outcome.results)
@@ -218,6 +231,20 @@ def build_comments_router() -> APIRouter:
                 results.append({"index": index, "status": "rejected", "id": None, "error": error})
                 continue
             status, comment_id = next(stored)
+            if status == "conflict":
+                results.append(
+                    {
+                        "index": index,
+                        "status": "rejected",
+                        "id": None,
+                        "error": {
+                            "code": "external_id_taken",
+                            "message": "platform+external_id is already stored for an account "
+                            "this key cannot see",
+                        },
+                    }
+                )
+                continue
             results.append(
                 {
                     "index": index,
@@ -228,7 +255,7 @@ def build_comments_router() -> APIRouter:
                     "label": outcome.labels.get(comment_id) if status == "new" else None,
                 }
             )
-        rejected = sum(1 for comment, _ in checked if comment is None)
+        rejected = sum(1 for result in results if result["status"] == "rejected")
         if rejected:
             for _, error in checked:
                 if error is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 Label = Literal["complaint", "question", "aspiration", "praise", "other"]
 Platform = Literal["instagram", "facebook", "x", "youtube", "tiktok", "other"]
@@ -266,6 +266,22 @@ class ErrorBody(BaseModel):
 
 # --- the comment store: ingest, queue, feedback -------------------------------------------
 
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character")
+    return value
+
+
+def _bounded(value: datetime) -> datetime:
+    from service.store.schema import bounded_time
+
+    return bounded_time(value)
+
+
+SafeStr = Annotated[str, AfterValidator(_no_nul)]
+ApiTime = Annotated[datetime, AfterValidator(_bounded)]
+
 Status = Literal["new", "answered", "dismissed", "escalated"]
 
 
@@ -294,18 +310,20 @@ class CommentIn(BaseModel):
     )
 
     platform: Platform
-    external_id: str = Field(min_length=1, max_length=256, description="The platform's id.")
-    account: str = Field(
+    external_id: SafeStr = Field(min_length=1, max_length=256, description="The platform's id.")
+    account: SafeStr = Field(
         min_length=1, max_length=128, description="The agency account it was posted on."
     )
     text: str = Field(
         description="As written; NIK/KK and phone numbers are masked before storing.",
         json_schema_extra={"pattern": r"\S", "minLength": 1, "maxLength": 5000},
     )
-    post_id: str | None = Field(default=None, max_length=256)
-    post_url: str | None = Field(default=None, max_length=2048, pattern=r"^https?://")
-    author: str | None = Field(default=None, max_length=256)
-    posted_at: datetime | None = Field(default=None, description="ISO 8601; no zone means UTC.")
+    post_id: SafeStr | None = Field(default=None, max_length=256)
+    post_url: SafeStr | None = Field(default=None, max_length=2048, pattern=r"^https?://")
+    author: SafeStr | None = Field(default=None, max_length=256)
+    posted_at: ApiTime | None = Field(
+        default=None, description="ISO 8601; no zone means UTC; years 2000-2100."
+    )
     likes: int = Field(default=0, ge=0, le=2_000_000_000)
     replies: int = Field(default=0, ge=0, le=2_000_000_000)
 
@@ -408,8 +426,8 @@ class CommentUpdate(BaseModel):
     )
 
     status: Status | None = None
-    assignee: str | None = Field(default=None, max_length=128)
-    note: str | None = Field(default=None, max_length=2000)
+    assignee: SafeStr | None = Field(default=None, max_length=128)
+    note: SafeStr | None = Field(default=None, max_length=2000)
 
 
 class LabelRequest(BaseModel):

@@ -254,3 +254,81 @@ def test_batch_limits(make_client: AppFactory) -> None:
         ).status_code
         == 415
     )
+
+
+def test_hostile_inputs_get_4xx_never_5xx(client: TestClient) -> None:
+    """Found by review: NUL characters (PostgreSQL cannot store them), times at the edge of
+    the calendar, ids beyond 32 bits and forged cursors are refused, not 500/503."""
+    import base64
+    import json
+
+    ok = item("ok", "jalan rusak min")
+    body = ingest(
+        client,
+        [
+            ok,
+            item("n1", "halo", author="a\x00b"),
+            item("n2", "halo", account="pem\x00kot"),
+            item("n3\x00", "halo"),
+            item("t1", "halo", posted_at="9999-12-31T23:59:59Z"),
+            item("t2", "halo", posted_at="0001-01-01T00:00:00+05:00"),
+        ],
+    ).json()
+    assert body["new"] == 1 and body["rejected"] == 5
+    comment_id = body["results"][0]["id"]
+    for path in (
+        "/v1/queue?q=a%00b",
+        "/v1/queue?account=a%00b",
+        "/v1/queue?topic=a%00b",
+        "/v1/stats?account=a%00b",
+        "/v1/stats?until=0001-01-02T00:00:00Z",
+        "/v1/queue?since=0001-01-01T00:00:00%2B05:00",
+        "/v1/labels/export?since=9999-12-31T23:59:59-05:00",
+        "/v1/comments/2147483648",
+    ):
+        assert client.get(path).status_code == 422, path
+    assert client.patch(f"/v1/comments/{comment_id}", json={"note": "a\x00b"}).status_code == 422
+
+    def cursor(payload: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+
+    forged = [
+        ("/v1/queue", {"t": "2026-01-01T00:00:00", "s": "abc", "i": 1}),
+        ("/v1/queue", {"t": "2026-01-01T00:00:00", "s": None, "i": 1}),
+        ("/v1/queue", {"t": "0001-01-01T00:00:00", "s": 1, "i": 1}),
+        ("/v1/queue", {"t": "2026-01-01T00:00:00", "s": 1, "i": 10**30}),
+        ("/v1/queue", {"t": "2026-01-01T00:00:00", "s": 2**40, "i": 1}),
+        ("/v1/review", {"m": "x", "i": 1}),
+        ("/v1/review", {"m": 0.5, "i": 10**30}),
+        ("/v1/review", {"m": "nan", "i": 1}),
+    ]
+    for path, payload in forged:
+        response = client.get(path, params={"cursor": cursor(payload)})
+        assert response.status_code == 422, (path, payload, response.text)
+        assert response.json()["error"]["code"] == "invalid_query"
+
+
+def test_notes_and_authors_are_masked(client: TestClient) -> None:
+    comment_id = ingest(client, [item("m", "halo min", author="budi 081234567890")]).json()[
+        "results"
+    ][0]["id"]
+    stored = client.get(f"/v1/comments/{comment_id}").json()
+    assert stored["author"] == "budi ************"
+    body = client.patch(
+        f"/v1/comments/{comment_id}", json={"note": "warga NIK 3374012345678901 HP 081234567890"}
+    ).json()
+    assert body["history"][-1]["note"] == "warga NIK **************** HP ************"
+
+
+def test_scoped_key_cannot_learn_other_accounts_ids(make_client: AppFactory) -> None:
+    keys = [
+        *API_KEYS,
+        {"name": "acc1", "role": "client", "sha256": hash_key(SCOPED_KEY), "accounts": ["acc1"]},
+    ]
+    client = make_client(auth_enabled=True, api_keys=keys, rate_limit=None)
+    ingest(client, [item("secret-1", "rahasia", account="acc2")], headers=bearer(ADMIN_KEY))
+    body = ingest(
+        client, [item("secret-1", "punyaku", account="acc1")], headers=bearer(SCOPED_KEY)
+    ).json()
+    assert body["results"][0]["status"] == "rejected" and body["results"][0]["id"] is None
+    assert body["results"][0]["error"]["code"] == "external_id_taken"

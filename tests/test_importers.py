@@ -834,3 +834,12 @@ def test_normalise_comment_returns_the_contract_or_a_fixed_reason(
 def test_valid_comments_are_always_accepted(text: str, likes: int | None) -> None:
     comment = normalise_comment({"text": text, "likes": likes}, "generic", "pemkot.contoh")
     assert comment["text"] == text and comment["likes"] == (likes or 0)
+
+
+@pytest.mark.parametrize(
+    "posted_at", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", "1999-12-31T00:00:00Z"]
+)
+def test_times_outside_the_supported_years_are_rejected_per_row(posted_at: str) -> None:
+    raw = {"text": "jalan rusak min", "id": "1", "account": "pemkot", "posted_at": posted_at}
+    with pytest.raises(ValueError, match="posted_at"):
+        normalise_comment(raw, "generic", None)

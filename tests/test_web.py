@@ -996,3 +996,14 @@ def test_migration_creates_the_admin_users_table(tmp_path: Path) -> None:
         assert "admin_users" not in inspect(database.engine).get_table_names()
     finally:
         database.dispose()
+
+
+def test_times_at_the_edge_of_the_calendar_still_render() -> None:
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from service.web.texts import local_time, long_date
+
+    edge = datetime(9999, 12, 31, 23, 0, tzinfo=UTC)
+    assert local_time(edge, ZoneInfo("Asia/Jakarta")).startswith("31 ")
+    assert long_date(edge, ZoneInfo("Asia/Jayapura")).endswith("9999")

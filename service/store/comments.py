@@ -28,10 +28,14 @@ from service.labels import LABELS
 from service.privacy import mask_pii
 from service.store.db import Database
 from service.store.schema import (
+    MAX_COMMENT_ID,
+    MIN_YEAR,
     STATUSES,
     Comment,
     CommentEvent,
     LabelEvent,
+    bounded_time,
+    has_nul,
     join_tags,
     split_tags,
     utcnow,
@@ -132,7 +136,7 @@ def comment_row(comment: Mapping[str, Any], analysis: Mapping[str, Any]) -> dict
         "account": comment["account"],
         "post_id": comment.get("post_id"),
         "post_url": comment.get("post_url"),
-        "author": comment.get("author"),
+        "author": mask_pii(comment["author"])[0] if comment.get("author") else None,
         "posted_at": comment.get("posted_at"),
         "likes": likes,
         "replies": replies,
@@ -214,6 +218,21 @@ def ingest(database: Database, model: Any, comments: Sequence[Mapping[str, Any]]
         if key in new_ids
     }
     return IngestOutcome(results, labels)
+
+
+def accounts_of(database: Database, ids: Iterable[int]) -> dict[int, str]:
+    """Comment id -> account."""
+    wanted = sorted(set(ids))
+    found: dict[int, str] = {}
+    with database.reading() as session:
+        for start in range(0, len(wanted), 500):
+            rows = session.execute(
+                select(Comment.id, Comment.account).where(
+                    Comment.id.in_(wanted[start : start + 500])
+                )
+            )
+            found.update({comment_id: account for comment_id, account in rows})
+    return found
 
 
 # --- reading comments ---------------------------------------------------------------------
@@ -370,9 +389,9 @@ def decode_cursor(cursor: str, keys: Iterable[str]) -> dict[str, Any]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         payload = orjson.loads(raw)
     except (binascii.Error, ValueError, orjson.JSONDecodeError):
-        raise InvalidQuery("cursor: not a cursor returned by this API") from None
+        raise InvalidQuery(BAD_CURSOR) from None
     if not isinstance(payload, dict) or any(key not in payload for key in keys):
-        raise InvalidQuery("cursor: not a cursor returned by this API")
+        raise InvalidQuery(BAD_CURSOR)
     return payload
 
 
@@ -384,12 +403,26 @@ class Page:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+BAD_CURSOR = "cursor: not a cursor returned by this API"
+
+
 def _as_of_from(payload: Mapping[str, Any]) -> datetime:
     try:
-        value = datetime.fromisoformat(str(payload["t"]))
+        return bounded_time(datetime.fromisoformat(str(payload["t"])))
     except ValueError:
-        raise InvalidQuery("cursor: not a cursor returned by this API") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+        raise InvalidQuery(BAD_CURSOR) from None
+
+
+def _cursor_int(value: Any, low: int, high: int) -> int:
+    if type(value) is not int or not low <= value <= high:
+        raise InvalidQuery(BAD_CURSOR)
+    return value
+
+
+def _cursor_margin(value: Any) -> float:
+    if type(value) not in (int, float) or not 0.0 <= value <= 1.0:  # also refuses NaN
+        raise InvalidQuery(BAD_CURSOR)
+    return float(value)
 
 
 def queue(
@@ -401,7 +434,10 @@ def queue(
     if cursor:
         payload = decode_cursor(cursor, ("t", "s", "i"))
         as_of = _as_of_from(payload)
-        after: tuple[int, int] | None = (int(payload["s"]), int(payload["i"]))
+        after: tuple[int, int] | None = (
+            _cursor_int(payload["s"], -MAX_COMMENT_ID, MAX_COMMENT_ID),
+            _cursor_int(payload["i"], 1, MAX_COMMENT_ID),
+        )
     else:
         as_of, after = utcnow(), None
     score = queue_score(as_of)
@@ -428,7 +464,8 @@ def review(
     query = select(Comment).where(*filters.conditions(), Comment.human_label.is_(None))
     if cursor:
         payload = decode_cursor(cursor, ("m", "i"))
-        margin, last_id = float(payload["m"]), int(payload["i"])
+        margin = _cursor_margin(payload["m"])
+        last_id = _cursor_int(payload["i"], 1, MAX_COMMENT_ID)
         query = query.where(
             or_(Comment.margin > margin, and_(Comment.margin == margin, Comment.id > last_id))
         )
@@ -514,6 +551,12 @@ def update_comment(
     """Change status and/or assignee and/or add a note; every change is logged."""
     if status is not None and status not in STATUSES:
         raise InvalidQuery(f"status: one of {', '.join(STATUSES)}")
+    if has_nul(note, None if assignee is _UNSET else assignee):
+        raise InvalidQuery("note and assignee must not contain a NUL character")
+    if note is not None:
+        note = mask_pii(note)[0]
+    if assignee is not _UNSET and assignee is not None:
+        assignee = mask_pii(assignee)[0]
 
     def work(session: Session) -> dict[str, Any]:
         comment = _visible(session.get(Comment, comment_id), allowed)
@@ -636,7 +679,7 @@ def stats(
     """Label counts and shares per day and per account (label drift), answered shares and
     median time to answer per label and per account."""
     until = until or utcnow() + timedelta(seconds=1)
-    since = since or until - timedelta(days=30)
+    since = since or max(until - timedelta(days=30), datetime(MIN_YEAR, 1, 1, tzinfo=UTC))
     filters = QueueFilter(
         statuses=(), since=since, until=until, allowed_accounts=allowed, accounts=tuple(accounts)
     )

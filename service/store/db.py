@@ -67,13 +67,14 @@ def make_engine(url: str, busy_timeout_ms: int = 30_000) -> Engine:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url,
+            hide_parameters=True,  # citizens' comments never reach a log through an error
             connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
             pool_size=8,
             max_overflow=8,
         )
         _sqlite_setup(engine, busy_timeout_ms)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+    return create_engine(url, hide_parameters=True, pool_pre_ping=True, pool_size=8, max_overflow=8)
 
 
 def _is_lock_error(exc: OperationalError) -> bool:

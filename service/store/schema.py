@@ -28,6 +28,28 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 STATUSES = ("new", "answered", "dismissed", "escalated")
+# Ids are 32-bit integers (PostgreSQL `integer`); times outside these years are refused at the
+# edges (a year-9999 comment would overflow time-zone arithmetic on the admin page).
+MAX_COMMENT_ID = 2**31 - 1
+MIN_YEAR, MAX_YEAR = 2000, 2100
+
+
+def bounded_time(value: datetime) -> datetime:
+    """`value` in UTC (no zone: UTC) within MIN_YEAR-MAX_YEAR, else ValueError."""
+    try:
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValueError("time out of range") from None
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValueError(f"time must be within the years {MIN_YEAR}-{MAX_YEAR}")
+    return value
+
+
+def has_nul(*values: object) -> bool:
+    """PostgreSQL cannot store a NUL character in text; every edge refuses it."""
+    return any(isinstance(value, str) and "\x00" in value for value in values)
+
+
 PLATFORMS = ("instagram", "facebook", "x", "youtube", "tiktok", "other")
 
 

@@ -29,7 +29,7 @@ from starlette.templating import Jinja2Templates
 from service.labels import LABELS
 from service.store import comments as store
 from service.store.db import StoreBusy
-from service.store.schema import PLATFORMS, STATUSES, utcnow
+from service.store.schema import MAX_COMMENT_ID, PLATFORMS, STATUSES, utcnow
 from service.web import analytics, users
 from service.web import auth as web_auth
 from service.web.auth import (
@@ -272,7 +272,7 @@ def _history_view(event: Mapping[str, Any], zone: Any) -> dict[str, Any]:
 
 
 def comment_id_of(raw: str) -> int:
-    if not _COMMENT_ID.match(raw) or int(raw) > 2**62:
+    if not _COMMENT_ID.match(raw) or int(raw) > MAX_COMMENT_ID:
         raise PageError(404, "Komentar tidak ditemukan.")
     return int(raw)
 
@@ -294,6 +294,8 @@ def _choices(params: Any, name: str, allowed: tuple[str, ...] | None, what: str)
             raise PageError(400, f"Filter {what} tidak dikenal.")
         if len(value) > MAX_ACCOUNT:
             raise PageError(400, f"Filter {what} terlalu panjang.")
+        if "\x00" in value:
+            raise PageError(400, f"Filter {what} tidak valid.")
     return values
 
 
@@ -591,7 +593,7 @@ def build_web_router() -> APIRouter:
             if month:
                 return analytics.month_period(month, zone)
             raw = request.query_params.get("days", "30")
-            if not raw.isdigit() or len(raw) > 3:
+            if not (raw.isascii() and raw.isdigit()) or len(raw) > 3:
                 raise analytics.BadPeriod("periode: 7, 30, 90 atau 365 hari")
             return analytics.days_period(int(raw), zone)
         except analytics.BadPeriod as exc:
@@ -601,6 +603,8 @@ def build_web_router() -> APIRouter:
         account = request.query_params.get("account", "")
         if len(account) > MAX_ACCOUNT:
             raise PageError(400, "Nama akun terlalu panjang.")
+        if "\x00" in account:
+            raise PageError(400, "Nama akun tidak valid.")
         return account
 
     @router.get("/analytics")

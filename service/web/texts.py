@@ -145,12 +145,18 @@ def age(moment: datetime | None, now: datetime) -> str:
 def local_time(moment: datetime | None, zone: tzinfo) -> str:
     if moment is None:
         return "-"
-    local = moment.astimezone(zone)
+    try:
+        local = moment.astimezone(zone)
+    except (OverflowError, ValueError):  # a stored time at the edge of the calendar
+        local = moment
     return f"{local.day} {MONTHS[local.month - 1][:3]} {local.year} {local:%H.%M}"
 
 
 def long_date(moment: datetime, zone: tzinfo | None = None) -> str:
-    local = moment.astimezone(zone) if zone is not None else moment
+    try:
+        local = moment.astimezone(zone) if zone is not None else moment
+    except (OverflowError, ValueError):
+        local = moment
     return f"{local.day} {MONTHS[local.month - 1]} {local.year}"
 
 
