@@ -492,6 +492,15 @@ def normalise_comment(
         external_id = derived_id(out_platform, handle, author, posted_at, text)
     elif len(external_id) > MAX_EXTERNAL_ID_CHARS:
         raise ValueError(f"external_id longer than {MAX_EXTERNAL_ID_CHARS} characters")
+    for name, value in (
+        ("external_id", external_id),
+        ("account", handle),
+        ("post_id", post_id),
+        ("post_url", post_url),
+        ("author", author),
+    ):
+        if value is not None and "\x00" in value:
+            raise ValueError(f"{name} contains a NUL character")
 
     return {
         "platform": out_platform,

@@ -843,3 +843,12 @@ def test_times_outside_the_supported_years_are_rejected_per_row(posted_at: str) 
     raw = {"text": "jalan rusak min", "id": "1", "account": "pemkot", "posted_at": posted_at}
     with pytest.raises(ValueError, match="posted_at"):
         normalise_comment(raw, "generic", None)
+
+
+@pytest.mark.parametrize("field", ["id", "account", "ownerUsername", "postId"])
+def test_nul_in_any_field_rejects_the_row(field: str) -> None:
+    raw = {"text": "jalan rusak min", "id": "1", "account": "pemkot", field: "a\x00b"}
+    with pytest.raises(ValueError, match="NUL"):
+        normalise_comment(
+            raw, "instagram" if field in ("ownerUsername", "postId") else "generic", None
+        )
