@@ -804,7 +804,11 @@ def corrections(
                 "lapor_type": LAPOR_TYPES.get(event.label, ""),
                 "comment_id": comment.id,
                 "platform": comment.platform,
-                "account": comment.account,
+                # The one free-form column besides the text (kept exact for training): never
+                # a spreadsheet formula.
+                "account": "'" + comment.account
+                if comment.account[:1] in ("=", "+", "-", "@", "\t", "\r")
+                else comment.account,
                 "predicted_label": event.predicted_label,
                 "model_version": event.model_version,
                 "labelled_by": event.actor,
