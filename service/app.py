@@ -316,12 +316,9 @@ def _patch_openapi(schema: dict[str, Any], settings: Settings) -> None:
 
 def open_store(settings: Settings) -> Any:
     """The comment store, migrated to the newest schema when `auto_migrate` is on."""
-    from service.store.db import Database, migrate
+    from service.store.db import open_database
 
-    database = Database(settings.database_url)
-    if settings.auto_migrate:
-        migrate(database)
-    return database
+    return open_database(settings.database_url, settings.auto_migrate)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

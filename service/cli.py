@@ -301,11 +301,9 @@ DatabaseOption = Annotated[
 
 
 def _open_database(url: str | None) -> Any:
-    from service.store.db import Database, migrate
+    from service.store.db import open_database
 
-    database = Database(url)
-    migrate(database)
-    return database
+    return open_database(url)
 
 
 @app.command("db-upgrade")

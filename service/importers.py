@@ -123,6 +123,7 @@ from urllib.parse import quote, urlsplit
 
 from service.errors import PilahError
 from service.store.schema import MAX_YEAR, MIN_YEAR
+from service.validation import has_visible_text
 
 PLATFORMS: tuple[str, ...] = ("instagram", "facebook", "x", "youtube", "tiktok", "generic")
 
@@ -332,12 +333,6 @@ _JSON_CONTAINERS = ("data", "items", "comments", "results")
 _LOOKAHEAD = 1000  # JSONL records inspected up front (platform detection, text field check)
 _CHUNK = 1 << 16  # the UTF-8 check streams the file in 64 KiB chunks
 
-# Anything a reader can see: the same notion of "empty text" as service/validation.py.
-_VISIBLE = re.compile(
-    "[^\\s\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180e"
-    "\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
-    "\U000e0000-\U000e0fff]"
-)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _NONBLANK = re.compile("[^\\s\ufeff]")
 _INTEGER = re.compile(r"[+-]?[0-9]+(?:\.0*)?")
@@ -462,7 +457,7 @@ def normalise_comment(
         raise ValueError("text contains a NUL character")
     if _SURROGATE.search(text):
         raise ValueError("text is not valid Unicode")
-    if not _VISIBLE.search(text):
+    if not has_visible_text(text):  # the API's own notion of "empty text"
         raise ValueError("empty text")
 
     if platform == "generic":

@@ -21,11 +21,16 @@ _VISIBLE = re.compile(
 _ITEM = TypeAdapter(ClassifyRequest)
 
 
+def has_visible_text(text: str) -> bool:
+    """False for empty, whitespace-only or invisible-only text (zero-width, bidi, fillers)."""
+    return _VISIBLE.search(text) is not None
+
+
 def text_problem(text: str, settings: Settings) -> tuple[str, str] | None:
     """(code, message) when a comment text breaks a limit, else None."""
     if len(text) > settings.max_text_chars:
         return "text_too_long", f"text is longer than {settings.max_text_chars} characters"
-    if not _VISIBLE.search(text):
+    if not has_visible_text(text):
         return "empty_text", "text is empty or whitespace only"
     return None
 

@@ -11,6 +11,7 @@ import base64
 import binascii
 import csv
 import math
+import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -669,6 +670,24 @@ def _shares(counts: Mapping[str, int]) -> dict[str, float]:
     return {label: round(counts.get(label, 0) / total, 4) if total else 0.0 for label in LABELS}
 
 
+def answer_summary(rows: Iterable[Any]) -> dict[str, Any]:
+    """Comments, answered, share answered, median hours to answer; each row has `status`,
+    `answered_at` and `posted` (when the comment was posted, else stored)."""
+    total = 0
+    waited: list[float] = []
+    for row in rows:
+        total += 1
+        if row.status == "answered" and row.answered_at is not None:
+            waited.append(max(0.0, (row.answered_at - row.posted).total_seconds() / 3600))
+    median = statistics.median(waited) if waited else None
+    return {
+        "total": total,
+        "answered": len(waited),
+        "answered_share": round(len(waited) / total, 4) if total else 0.0,
+        "median_hours_to_answer": round(median, 2) if median is not None else None,
+    }
+
+
 def stats(
     database: Database,
     since: datetime | None = None,
@@ -696,7 +715,13 @@ def stats(
             .group_by(day, Comment.account, Comment.label)
         ).all()
         answered_rows = session.execute(
-            select(Comment.account, Comment.label, Comment.status, posted, Comment.answered_at)
+            select(
+                Comment.account,
+                Comment.label,
+                Comment.status,
+                posted.label("posted"),
+                Comment.answered_at,
+            )
             .where(*filters.conditions())
             .where(Comment.flags.not_like("%,spam,%"))
         ).all()
@@ -706,21 +731,6 @@ def stats(
         per_day_account[(key, account)][label] = (
             per_day_account[(key, account)].get(label, 0) + count
         )
-
-    def answer_summary(rows: list[Any]) -> dict[str, Any]:
-        total = len(rows)
-        answered = [r for r in rows if r.status == "answered" and r.answered_at is not None]
-        hours = sorted(max(0.0, (r.answered_at - r[3]).total_seconds() / 3600) for r in answered)
-        median = None
-        if hours:
-            middle = len(hours) // 2
-            median = hours[middle] if len(hours) % 2 else (hours[middle - 1] + hours[middle]) / 2
-        return {
-            "total": total,
-            "answered": len(answered),
-            "answered_share": round(len(answered) / total, 4) if total else 0.0,
-            "median_hours_to_answer": round(median, 2) if median is not None else None,
-        }
 
     by_label = {
         label: answer_summary([r for r in answered_rows if r.label == label]) for label in LABELS

@@ -144,6 +144,15 @@ def migrate(database: Database, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
+def open_database(url: str | None = None, upgrade: bool = True) -> Database:
+    """The comment store at `url` (default: SQLite in var/), migrated to the newest schema
+    unless `upgrade` is off."""
+    database = Database(url)
+    if upgrade:
+        migrate(database)
+    return database
+
+
 def current_revision(database: Database) -> str | None:
     from alembic.runtime.migration import MigrationContext
 

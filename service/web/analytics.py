@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import re
-import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from sqlalchemy import func, select
 
 from service.labels import LABELS
 from service.store.comments import OPEN_STATUSES, QueueFilter
+from service.store.comments import answer_summary as store_answer_summary
 from service.store.db import Database
 from service.store.schema import Comment, split_tags, utcnow
 from service.web.texts import (
@@ -203,22 +203,8 @@ def count_matching(database: Database, filters: QueueFilter, uncorrected: bool =
 
 
 def answer_summary(rows: Iterable[Row]) -> dict[str, Any]:
-    """Comments, answered, share answered, median hours to answer (spam left out)."""
-    total = 0
-    waited: list[float] = []
-    for row in rows:
-        if row.spam:
-            continue
-        total += 1
-        if row.status == "answered" and row.answered_at is not None:
-            waited.append(max(0.0, (row.answered_at - row.posted).total_seconds() / 3600))
-    median = statistics.median(waited) if waited else None
-    return {
-        "total": total,
-        "answered": len(waited),
-        "answered_share": round(len(waited) / total, 4) if total else 0.0,
-        "median_hours_to_answer": round(median, 2) if median is not None else None,
-    }
+    """The store's answer figures, spam left out as in the API's statistics."""
+    return store_answer_summary(row for row in rows if not row.spam)
 
 
 def _label_counts(rows: Iterable[Row]) -> dict[str, int]:
