@@ -354,6 +354,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         exception_handlers=exception_handlers(),
+        # FastAPI's OTel logs would record validation failures with their input (comment
+        # text), so they stay off even when spans and metrics are on.
+        telemetry={
+            "tracing": settings.opentelemetry,
+            "metrics": settings.opentelemetry,
+            "logs": False,
+        },
         openapi_tags=[
             {"name": "classify", "description": "Klasifikasi komentar warga."},
             {

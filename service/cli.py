@@ -235,6 +235,8 @@ def serve_cli(
     if model is not None:
         os.environ["PILAH_MODEL"] = model
     shared: Path | None = None
+    if count == 1:  # nothing to spread the load over: keep connections open
+        os.environ.setdefault("PILAH_RECYCLE_CONNECTIONS_AFTER", "")
     if count > 1:
         # Workers share metrics through files, and follow each other's model reloads.
         shared = Path(tempfile.mkdtemp(prefix="pilah-serve-"))

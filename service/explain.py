@@ -101,6 +101,30 @@ def explain_rows(
     return [{"feature": names[columns[j]], "weight": round(contribution[j], 4)} for j in best[:k]]
 
 
+def explain_lists(
+    names: Sequence[str],
+    columns: Sequence[int],
+    values: Sequence[float],
+    class_weights: Sequence[Sequence[float]],
+    top: int,
+    second: int,
+    scale: float,
+    k: int,
+) -> list[Feature]:
+    """`explain_rows` for one comment in plain lists: `class_weights[c][j]` is the weight of
+    its feature j for class c."""
+    if k <= 0 or not values:
+        return []
+    contribution = [
+        scale * value * (a - b)
+        for value, a, b in zip(values, class_weights[top], class_weights[second], strict=True)
+    ]
+    best = [j for j, term in enumerate(contribution) if term > 0]
+    if len(best) > 1:
+        best.sort(key=contribution.__getitem__, reverse=True)
+    return [{"feature": names[columns[j]], "weight": round(contribution[j], 4)} for j in best[:k]]
+
+
 def explain_one(
     names: Sequence[str],
     indices: Sequence[int] | np.ndarray,

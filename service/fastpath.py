@@ -97,7 +97,7 @@ class ClassifyFastPath:
             await self.app(scope, _replaying(messages, failure, receive), send)
             return
         result, body = content
-        runtime.metrics.count_predictions((result["label"],), int(result["needs_review"]))
+        runtime.metrics.count_prediction(result["label"], result["needs_review"])
         scope["route"] = route
         scope["endpoint"] = route.endpoint
         scope["path_params"] = {}

@@ -88,19 +88,12 @@ class ServingModel:
     def analyse_one(self, text: str) -> dict[str, Any]:
         fast = self.fast
         words = signals.Words(*fast.normalizer.words_and_tokens(text))
-        indices, columns, values = fast.features_one(words.stems)
-        if indices:
-            rows = fast.weights[columns]  # the comment's weights: logits and explanation
-            logits = values @ rows + fast.intercept
-            probabilities = fast.probabilities(logits).tolist()
-            top, second = explain.top_two_of(probabilities)
-            features = explain.explain_rows(
-                self.names, indices, values, rows, top, second, self.scale, self.top_k
-            )
-        else:
-            probabilities = fast.probabilities(fast.intercept.copy()).tolist()
-            top, second = explain.top_two_of(probabilities)
-            features = []
+        indices, values, class_weights, logits = fast.score_one(words.stems)
+        probabilities = fast.probabilities_one(logits)
+        top, second = explain.top_two_of(probabilities)
+        features = explain.explain_lists(
+            self.names, indices, values, class_weights, top, second, self.scale, self.top_k
+        )
         return self._result(probabilities, top, second, words, features)
 
     def analyse_many(self, texts: Sequence[str]) -> list[dict[str, Any]]:

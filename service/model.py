@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import operator
 import os
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -179,6 +181,16 @@ class FastClassifier:
         # A count of 1 has the tf 1.0 exactly (log(1) + 1 with sublinear tf), so a comment
         # without repeated n-grams needs no tf arithmetic: its values are the idf weights.
         self._unit_tf = not sublinear_tf or _log_of_one_is_zero()
+        # One comment at a time runs in plain Python over a packed table: between requests
+        # the CPU caches lose numpy's dispatch code, and its per-call overhead on a comment's
+        # ~20 features (fancy indexing, a tiny product, the softmax) then costs several times
+        # the arithmetic. Row i of the table is (idf_i, W[i, 0], ..., W[i, k-1]): one
+        # contiguous read per feature.
+        table = np.column_stack([self.idf, self.weights]).astype(np.float64)
+        self._packed_rows = np.ascontiguousarray(table).tobytes()
+        self._row_bytes = table.shape[1] * 8
+        self._unpack_row = struct.Struct(f"={table.shape[1]}d").unpack_from
+        self._intercept_list: list[float] = self.intercept.tolist()
 
     @classmethod
     def from_pipeline(cls, pipeline: Any) -> FastClassifier:
@@ -311,6 +323,43 @@ class FastClassifier:
             values = tf * self.idf[columns]
         return indices, columns, values / math.sqrt(float(values @ values))
 
+    def score_one(
+        self, tokens: Sequence[str]
+    ) -> tuple[list[int], list[float], list[tuple[float, ...]], list[float]]:
+        """One comment's known n-gram indices, their l2-normalised tf-idf values, the weights
+        of those n-grams per class (one tuple per class) and the logits, in plain Python
+        (`features_one` and a matrix product give the same up to the rounding of sums)."""
+        counts, unit = self._counts(tokens)
+        if not counts:
+            return [], [], [], list(self._intercept_list)
+        indices = list(counts)
+        unpack, packed, size = self._unpack_row, self._packed_rows, self._row_bytes
+        idf, *weights = zip(*[unpack(packed, i * size) for i in indices], strict=True)
+        if unit and self._unit_tf:
+            raw: Sequence[float] = idf
+        elif self.sublinear_tf:
+            raw = [(math.log(c) + 1.0) * w for c, w in zip(counts.values(), idf, strict=True)]
+        else:
+            raw = [c * w for c, w in zip(counts.values(), idf, strict=True)]
+        norm = math.sqrt(sum([v * v for v in raw]))
+        values = [v / norm for v in raw]
+        logits = [
+            b + sum(map(operator.mul, values, column))
+            for b, column in zip(self._intercept_list, weights, strict=True)
+        ]
+        return indices, values, weights, logits
+
+    def probabilities_one(self, logits: list[float]) -> list[float]:
+        """`probabilities` of one row of logits given as a list."""
+        if self.scores_are_log_joint:
+            return list(self.probabilities(np.asarray(logits)).tolist())
+        beta = self.beta
+        scaled = [beta * v for v in logits]
+        top = max(scaled)
+        exps = [math.exp(v - top) for v in scaled]
+        total = sum(exps)
+        return [e / total for e in exps]
+
     @staticmethod
     def _softmax(values: np.ndarray) -> np.ndarray:
         shifted = values - values.max(axis=-1, keepdims=True)
@@ -322,17 +371,14 @@ class FastClassifier:
             scores = np.log(self._softmax(scores) + 1e-12)
         return self._softmax(self.beta * scores)
 
-    def logits_one(self, text: str) -> tuple[list[str], list[int], np.ndarray, np.ndarray]:
-        tokens = self.normalizer.tokens(text)
-        indices, columns, values = self.features_one(tokens)
-        logits = (
-            values @ self.weights[columns] + self.intercept if indices else self.intercept.copy()
-        )
-        return tokens, indices, values, logits
-
     def predict_one(self, text: str) -> Prediction:
-        _, _, _, logits = self.logits_one(text)
-        return self._prediction(self.probabilities(logits))
+        _, _, _, logits = self.score_one(self.normalizer.tokens(text))
+        probabilities = self.probabilities_one(logits)
+        best = probabilities.index(max(probabilities))
+        scores = {
+            label: round(probabilities[i], 6) for label, i in zip(LABELS, self.order, strict=True)
+        }
+        return Prediction(self.classes[best], round(probabilities[best], 6), scores)
 
     def tfidf_matrix(self, token_lists: Iterable[Sequence[str]]) -> sp.csr_matrix:
         """Many comments' l2-normalised tf-idf rows as one CSR matrix."""

@@ -149,6 +149,11 @@ class Settings(BaseSettings):
         description="close a keep-alive connection after this many responses on average, so "
         "that clients reconnect and load spreads over worker processes (empty: never)",
     )
+    opentelemetry: bool = Field(
+        default=False,
+        description="FastAPI's built-in OpenTelemetry spans and metrics for an OTel collector "
+        "(off: /metrics is the service's telemetry, and the check would cost every request)",
+    )
     worker_header: bool = Field(
         default=False, description="add X-Pilah-Worker (process id) to responses, for benchmarks"
     )
@@ -157,6 +162,11 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("recycle_connections_after", mode="before")
+    @classmethod
+    def _empty_is_never(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("rate_limit", "anonymous_rate_limit")
     @classmethod

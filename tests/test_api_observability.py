@@ -7,13 +7,22 @@ import logging
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from api_helpers import AppFactory
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from service.observability import JSONFormatter, Metrics, logging_config, request_id_var
+from service.observability import (
+    JSONFormatter,
+    Metrics,
+    _timestamp,
+    logging_config,
+    request_id_var,
+)
 
 pytest_plugins = ["conftest_api"]
 
@@ -78,6 +87,16 @@ def test_json_formatter() -> None:
     assert "ValueError" in json.loads(JSONFormatter().format(record))["exc"]
 
 
+@settings(max_examples=500, deadline=None)
+@given(st.floats(min_value=0, max_value=4e9) | st.integers(0, 4_000_000_000).map(float))
+def test_log_timestamps_are_isoformat_to_the_millisecond(created: float) -> None:
+    expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+    assert _timestamp(created) == expected
+    assert _timestamp(created + 0.9996) == datetime.fromtimestamp(created + 0.9996, UTC).isoformat(
+        timespec="milliseconds"
+    )
+
+
 def test_logging_config_is_valid() -> None:
 
     for as_json in (True, False):
@@ -93,6 +112,16 @@ def test_logging_config_is_valid() -> None:
     )
     entry = json.loads(out.stderr.strip().splitlines()[-1])
     assert entry["msg"] == "hi" and entry["k"] == 1
+    lean = (
+        "import logging; from service.observability import configure_logging; "
+        "configure_logging('INFO', False); print(logging.logThreads, logging.logProcesses); "
+        "logging.getLogger('pilah.test').warning('hi')"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", lean], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.split() == ["False", "False"]
+    assert out.stderr.rstrip().endswith("WARNING pilah.test [None] hi")
 
 
 def test_access_log_can_be_switched_off(
@@ -109,6 +138,26 @@ def test_worker_header(make_client: AppFactory, client: TestClient) -> None:
     assert make_client(worker_header=True).get("/healthz").headers["x-pilah-worker"] == str(
         os.getpid()
     )
+
+
+def test_made_up_methods_share_one_metrics_series(client: TestClient) -> None:
+    """A client can send any method token; the metrics must not grow a series per token."""
+    for method in ("BREW", "PROPFIND", "X-1"):
+        assert client.request(method, "/healthz").status_code == 405
+    client.get("/healthz")
+    text = client.get("/metrics").text
+    assert 'method="OTHER",route="/healthz",status="405"} 3.0' in text
+    assert 'method="GET",route="/healthz",status="200"}' in text
+    assert "BREW" not in text and "PROPFIND" not in text
+
+
+def test_fastapi_telemetry_follows_the_setting(make_client: AppFactory) -> None:
+    """FastAPI's own OpenTelemetry is off unless asked for; its logs (which can hold request
+    content) stay off even then."""
+    off = make_client().app._telemetry  # type: ignore[attr-defined]
+    on = make_client(opentelemetry=True).app._telemetry  # type: ignore[attr-defined]
+    assert (off["tracing"], off["metrics"], off["logs"]) == (False, False, False)
+    assert (on["tracing"], on["metrics"], on["logs"]) == (True, True, False)
 
 
 def test_metrics_unit() -> None:

@@ -213,10 +213,15 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PILAH_AUTH_ENABLED", "true")
     monkeypatch.setenv("PILAH_API_KEYS", json.dumps(API_KEYS[:1]))
     monkeypatch.setenv("PILAH_MAX_TEXT_CHARS", "280")
+    monkeypatch.setenv("PILAH_RECYCLE_CONNECTIONS_AFTER", "")
     settings = Settings()
     assert settings.auth_enabled
     assert settings.api_keys[0].name == "lapor"
     assert settings.max_text_chars == 280
+    assert settings.recycle_connections_after is None  # documented: empty means never
+    assert not settings.opentelemetry
+    monkeypatch.setenv("PILAH_RECYCLE_CONNECTIONS_AFTER", "50")
+    assert Settings().recycle_connections_after == 50
 
 
 def test_keys_are_stored_hashed() -> None:

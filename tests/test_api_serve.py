@@ -69,9 +69,12 @@ def test_serve_starts_uvicorn(
     assert call["access_log"] is False
     assert call["limit_concurrency"] == 512
     assert call["timeout_keep_alive"] == 5
-    assert call["log_config"]["formatters"]["default"]["()"].endswith("JSONFormatter")
+    formatter = call["log_config"]["formatters"]["default"]
+    assert formatter["()"].endswith("service_formatter") and formatter["as_json"] is True
     assert call["env"]["PILAH_MODELS_DIR"] == str(models_tree.resolve())
     assert "PROMETHEUS_MULTIPROC_DIR" not in call["env"]
+    # One worker: no load to spread, so connections are not recycled.
+    assert call["env"]["PILAH_RECYCLE_CONNECTIONS_AFTER"] == ""
 
 
 def test_serve_with_workers_shares_metrics_and_reloads(
@@ -85,6 +88,7 @@ def test_serve_with_workers_shares_metrics_and_reloads(
     (call,) = uvicorn_calls
     assert call["workers"] == 3
     assert call["env"]["PILAH_MODEL"] == NEW
+    assert "PILAH_RECYCLE_CONNECTIONS_AFTER" not in call["env"]  # the default spreads load
     assert call["multiproc_dir_existed"] is True
     shared = Path(call["env"]["PILAH_MODEL_SYNC_FILE"]).parent
     assert Path(call["env"]["PROMETHEUS_MULTIPROC_DIR"]).parent == shared

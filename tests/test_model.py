@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from service.errors import ModelArtifactError
+from service.inference import ServingModel
 from service.labels import LABELS
 from service.model import MANIFEST_FILE, MODEL_FILE, LoadedModel, load_model, resolve_model_dir
 from tests.conftest import SHARED_DATA
@@ -106,6 +107,14 @@ def test_fast_path_agrees_with_the_sklearn_pipeline(
     assert [p.label for p in singles] == list(expected)
     assert [p.label for p in small_model.fast.predict_many(texts)] == list(expected)
     np.testing.assert_allclose(batch, expected_proba, rtol=1e-9, atol=1e-12)
+    # What the API serves for one comment (plain-Python arithmetic) agrees as well.
+    served = ServingModel(small_model)
+    assert [served.analyse_one(t)["label"] for t in texts] == list(expected)
+    columns = list(small_model.pipeline.classes_)
+    for prediction, row in zip(singles, expected_proba, strict=True):
+        assert prediction.scores == {
+            label: pytest.approx(row[columns.index(label)], abs=1e-6) for label in LABELS
+        }
     for prediction in singles:
         assert set(prediction.scores) == set(LABELS)
         assert abs(sum(prediction.scores.values()) - 1) < 1e-4
