@@ -129,7 +129,9 @@ def test_fast_path_supports_naive_bayes(
         train([small_train_csv], tmp_path, folds=3, tune=False, classifier=classifier).model_dir
     )  # type: ignore[arg-type]
     texts = _texts_for_agreement(seed_rows)
-    assert [p.label for p in model.fast.predict_many(texts)] == list(model.pipeline.predict(texts))
+    expected = list(model.pipeline.predict(texts))
+    assert [p.label for p in model.fast.predict_many(texts)] == expected
+    assert [model.fast.predict_one(t).label for t in texts] == expected
 
 
 def test_same_data_and_seed_give_the_same_model(
