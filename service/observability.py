@@ -348,7 +348,9 @@ class RequestContextMiddleware:
         # Keep-alive connections stay with the worker process that accepted them, and a
         # burst of new connections is often accepted by one worker. Closing a connection
         # after ~N responses (at random: no per-connection state) makes clients reconnect,
-        # and the least busy worker tends to accept first: the load spreads over time.
+        # and the idle worker accepts first: the load spreads over time. A response counts
+        # once plus once per millisecond it took, so that connections carrying heavy
+        # batches move soonest.
         self.recycle_chance = 1.0 / recycle_after if recycle_after else 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -362,14 +364,18 @@ class RequestContextMiddleware:
         start = time.perf_counter()
         status = 500
         extra = [(b"x-request-id", request_id.encode()), *self.extra_headers]
-        if self.recycle_chance and random.random() < self.recycle_chance:
-            extra.append((b"connection", b"close"))
+        recycle_chance = self.recycle_chance
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), *extra]
+                headers = [*message.get("headers", ()), *extra]
+                if recycle_chance:
+                    weight = 1.0 + (time.perf_counter() - start) * 1000.0
+                    if random.random() < recycle_chance * weight:
+                        headers.append((b"connection", b"close"))
+                message["headers"] = headers
             await send(message)
 
         try:

@@ -146,8 +146,9 @@ class Settings(BaseSettings):
     recycle_connections_after: int | None = Field(
         default=100,
         ge=1,
-        description="close a keep-alive connection after this many responses on average, so "
-        "that clients reconnect and load spreads over worker processes (empty: never)",
+        description="close a keep-alive connection after this many responses on average (one "
+        "that took t ms counts 1 + t times), so that clients reconnect and load spreads over "
+        "worker processes (empty: never)",
     )
     opentelemetry: bool = Field(
         default=False,

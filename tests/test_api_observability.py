@@ -9,6 +9,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from api_helpers import AppFactory
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 from service.observability import (
     JSONFormatter,
     Metrics,
+    RequestContextMiddleware,
     _timestamp,
     logging_config,
     request_id_var,
@@ -158,6 +160,46 @@ def test_fastapi_telemetry_follows_the_setting(make_client: AppFactory) -> None:
     on = make_client(opentelemetry=True).app._telemetry  # type: ignore[attr-defined]
     assert (off["tracing"], off["metrics"], off["logs"]) == (False, False, False)
     assert (on["tracing"], on["metrics"], on["logs"]) == (True, True, False)
+
+
+def test_slow_responses_recycle_their_connection_sooner(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With recycling every ~100 responses, a response counts 1 + its milliseconds: a quick one
+    keeps the connection at this draw, a 10 ms one (a batch) gets `Connection: close`."""
+    import asyncio
+
+    from service import observability
+
+    monkeypatch.setattr(observability.random, "random", lambda: 0.03)
+
+    def app_taking(seconds: float) -> Any:
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await asyncio.sleep(seconds)
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"{}"})
+
+        return app
+
+    def headers_of(app: Any, recycle_after: int | None) -> list[tuple[bytes, bytes]]:
+        middleware = RequestContextMiddleware(
+            app, Metrics(), access=False, recycle_after=recycle_after
+        )
+        sent: list[Any] = []
+
+        async def receive() -> Any:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "GET", "path": "/x", "headers": [], "state": {}}
+        asyncio.run(middleware(scope, receive, send))
+        return list(sent[0]["headers"])
+
+    close = (b"connection", b"close")
+    assert close not in headers_of(app_taking(0), 100)
+    assert close in headers_of(app_taking(0.01), 100)
+    assert close not in headers_of(app_taking(0.01), None)
+    assert close in headers_of(app_taking(0), 20)  # 1/20 > 0.03
 
 
 def test_metrics_unit() -> None:
