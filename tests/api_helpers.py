@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +28,17 @@ API_KEYS = [
     {"name": "ops", "role": "admin", "sha256": hash_key(ADMIN_KEY)},
     {"name": "scraper", "role": "client", "sha256": hash_key(OTHER_CLIENT_KEY)},
 ]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    """`python -c code` in a fresh interpreter at the repo root (for what must not touch this
+    test process: imports, global logging settings)."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+
 
 COMPLAINT = "Min, jalan di Jl. Kaligawe rusak parah dan berlubang, sudah 3 bulan tidak diperbaiki"
 QUESTION = "Kak, syarat daftar PKH apa aja ya? Makasih min"

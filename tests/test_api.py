@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from api_helpers import COMPLAINT, NEW, OLD, PRAISE, QUESTION, AppFactory
+from api_helpers import COMPLAINT, NEW, OLD, PRAISE, QUESTION, AppFactory, run_python
 from fastapi.testclient import TestClient
 
 from service.labels import LABELS
@@ -17,8 +15,6 @@ from service.schemas import BatchResponse, ClassifyResponse, ModelInfo
 
 pytest_plugins = ["conftest_api"]
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def test_importing_the_app_loads_no_model_code() -> None:
     code = (
@@ -26,10 +22,7 @@ def test_importing_the_app_loads_no_model_code() -> None:
         "heavy = [m for m in ('sklearn', 'scipy', 'service.model', 'service.text') if m in sys.modules]; "
         "print(heavy)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
-    )
-    assert out.stdout.strip() == "[]"
+    assert run_python(code).stdout.strip() == "[]"
 
 
 def test_classify_returns_every_field(client: TestClient, models_tree: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_helpers import AppFactory
+from api_helpers import AppFactory, run_python
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -109,9 +109,7 @@ def test_logging_config_is_valid() -> None:
         "import logging; from service.observability import configure_logging; "
         "configure_logging('INFO'); logging.getLogger('pilah.test').info('hi', extra={'k': 1})"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
-    )
+    out = run_python(code)
     entry = json.loads(out.stderr.strip().splitlines()[-1])
     assert entry["msg"] == "hi" and entry["k"] == 1
     lean = (
@@ -119,9 +117,7 @@ def test_logging_config_is_valid() -> None:
         "configure_logging('INFO', False); print(logging.logThreads, logging.logProcesses); "
         "logging.getLogger('pilah.test').warning('hi')"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", lean], capture_output=True, text=True, check=True, cwd=ROOT
-    )
+    out = run_python(lean)
     assert out.stdout.split() == ["False", "False"]
     assert out.stderr.rstrip().endswith("WARNING pilah.test [None] hi")
 
