@@ -147,8 +147,8 @@ class Settings(BaseSettings):
         default=100,
         ge=1,
         description="close a keep-alive connection after this many responses on average (one "
-        "that took t ms counts 1 + t times), so that clients reconnect and load spreads over "
-        "worker processes (empty: never)",
+        "that took t ms counts 1 + t times, at most one response in ten closes), so that "
+        "clients reconnect and load spreads over worker processes (empty: never)",
     )
     opentelemetry: bool = Field(
         default=False,

@@ -140,8 +140,9 @@ _PLACEHOLDER = re.compile(
     r"|(?P<idnum>(?<!\d)\d{16}(?!\d))"
 )
 _TLD = r"\.(?:com|id|net|org|io|ly|me|xyz|site|link|info|biz|co|tv|app|gg|vip|top|online|store)\b"
-# Something every placeholder match needs: @, #, http, www, a known TLD, four digits.
-_PLACEHOLDER_HINT = re.compile(_TLD + r"|[@#]|http|www|\d{4}")
+# Something every placeholder match needs: @, #, http, www, a known TLD, four digits in a
+# row, or a phone number's 8 and seven more digits in separated groups (08 12 34 56 78).
+_PLACEHOLDER_HINT = re.compile(_TLD + r"|[@#]|http|www|\d{4}|8(?:[\s.-]?\d){7}")
 _TOKEN = re.compile(rf"[^\W_]+|[?!]|[{_EMOJI}]")
 _REPEAT3 = re.compile(r"(\w)\1\1+")
 _REPEAT2 = re.compile(r"(\w)\1+")

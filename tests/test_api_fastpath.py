@@ -945,7 +945,7 @@ def test_analysis_matches_the_reference_before_rounding(
         ]
         differs += got != expected
     assert round(0.1234567, 2) == 0.1234567  # (the switch took)
-    assert differs < len(texts)  # the comparison is of unrounded values
+    assert differs > 0  # unrounded values were compared: some differ in the last bits
 
 
 def _token_lists(model: ServingModel) -> Any:

@@ -13,7 +13,14 @@ import pytest
 from service.errors import ModelArtifactError
 from service.inference import ServingModel
 from service.labels import LABELS
-from service.model import MANIFEST_FILE, MODEL_FILE, LoadedModel, load_model, resolve_model_dir
+from service.model import (
+    MANIFEST_FILE,
+    MODEL_FILE,
+    FastClassifier,
+    LoadedModel,
+    load_model,
+    resolve_model_dir,
+)
 from tests.conftest import SHARED_DATA
 from training.train import train
 
@@ -132,6 +139,34 @@ def test_fast_path_supports_naive_bayes(
     expected = list(model.pipeline.predict(texts))
     assert [p.label for p in model.fast.predict_many(texts)] == expected
     assert [model.fast.predict_one(t).label for t in texts] == expected
+    served = ServingModel(model)
+    assert [served.analyse_one(t)["label"] for t in texts] == expected
+
+
+@pytest.mark.parametrize("sublinear_tf", [True, False])
+def test_plain_python_scoring_is_the_vectorised_arithmetic(sublinear_tf: bool) -> None:
+    """`score_one` (one comment, plain Python) against `features` and a matrix product."""
+    rng = np.random.default_rng(7)
+    grams = ["a", "b", "c", "a b", "b c", "c a"]
+    idf = rng.uniform(1.0, 3.0, len(grams))
+    weights = rng.normal(size=(len(grams), len(LABELS)))
+    intercept = rng.normal(size=len(LABELS))
+    fast = FastClassifier(
+        None, {g: i for i, g in enumerate(grams)}, idf, (1, 2), sublinear_tf,
+        weights, intercept, 0.7, list(reversed(LABELS)),
+    )  # fmt: skip
+    for tokens in (["a", "b", "c", "a", "b", "a"], ["c", "a", "b"], ["zz"], []):
+        indices, values, class_weights, logits = fast.score_one(tokens)
+        expected_indices, expected_values = fast.features(tokens)
+        assert indices == expected_indices
+        np.testing.assert_allclose(values, expected_values, rtol=1e-12)
+        expected = expected_values @ weights[indices] + intercept if indices else intercept
+        np.testing.assert_allclose(logits, expected, rtol=1e-12, atol=1e-12)
+        for c, column in enumerate(class_weights):
+            assert list(column) == weights[indices, c].tolist()
+        np.testing.assert_allclose(
+            fast.probabilities_one(logits), fast.probabilities(np.asarray(expected)), rtol=1e-12
+        )
 
 
 def test_same_data_and_seed_give_the_same_model(

@@ -81,6 +81,9 @@ def test_placeholders() -> None:
         assert placeholder in out, placeholder
     assert "banjirsemarang" in out
     assert "3374011203980001" not in " ".join(out)
+    # A phone number in groups of two has no four digits in a row; still a phone number.
+    for spaced in ("hub 08 12 34 56 78 90", "wa 0812.34.56.78", "telp +62 8 1 2 3 4 5 6 7 8"):
+        assert PHONE in tokens(spaced), spaced
 
 
 def test_mojibake_is_repaired() -> None:
