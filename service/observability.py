@@ -395,8 +395,16 @@ class RequestContextMiddleware:
             self.metrics.observe_request(series, route, status, elapsed)
             if self.access and access_log.isEnabledFor(logging.INFO):
                 caller = state.get("caller")
-                access_log.info(
+                # `makeRecord` + `handle` is `info` without the caller lookup (a stack walk
+                # on every request, for a line that never shows it).
+                record = access_log.makeRecord(
+                    access_log.name,
+                    logging.INFO,
+                    __file__,
+                    0,
                     "request",
+                    (),
+                    None,
                     extra={
                         "method": method,
                         "route": route,
@@ -406,6 +414,7 @@ class RequestContextMiddleware:
                         "request_id": request_id,
                     },
                 )
+                access_log.handle(record)
             request_id_var.reset(token)
 
 
