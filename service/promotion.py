@@ -230,19 +230,32 @@ def _verify(models_dir: Path, version: str) -> None:
     load_model(Path(models_dir) / version, Path(models_dir))
 
 
+class _PointerMoved(Exception):
+    """CURRENT changed between reading it and taking the lock."""
+
+
 def _record(
-    models_dir: Path, version: str, action: Action, actor: str, reason: str | None
+    models_dir: Path,
+    version: str,
+    action: Action,
+    actor: str,
+    reason: str | None,
+    expected_previous: str | None = None,
 ) -> Promotion:
     """Under the lock: read the previous version, append the history line, move the pointer.
     The history is written first: after a crash in between, the pointer still names the old
-    version and the extra history line is harmless to `served_stack`."""
+    version and the extra history line is harmless to `served_stack`. With
+    `expected_previous`, nothing is written (_PointerMoved) if the pointer has moved since."""
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")
     try:
         with _locked(models_dir):
+            previous = current_version(models_dir)
+            if expected_previous is not None and previous != expected_previous:
+                raise _PointerMoved
             record = Promotion(
                 version=version,
-                previous=current_version(models_dir),
+                previous=previous,
                 action=action,
                 actor=actor,
                 at=_now(),
@@ -296,25 +309,9 @@ def rollback(models_dir: Path, actor: str = "cli", reason: str | None = None) ->
         current, target = _rollback_target(models_dir)
         _verify(models_dir, target)
         try:
-            with _locked(models_dir):
-                if current_version(models_dir) != current:
-                    continue
-                record = Promotion(
-                    version=target,
-                    previous=current,
-                    action="rollback",
-                    actor=actor,
-                    at=_now(),
-                    reason=reason,
-                )
-                _append_history(models_dir, record)
-                _write_pointer(models_dir, target)
-        except OSError as exc:
-            raise PromotionError(
-                f"cannot record rollback to {target} in {models_dir}: {exc.strerror or exc}"
-            ) from exc
-        log.info("served model %s -> %s (rollback by %s)", current, target, actor)
-        return record
+            return _record(models_dir, target, "rollback", actor, reason, expected_previous=current)
+        except _PointerMoved:
+            continue
     raise PromotionError("the served version kept changing during the rollback; try again")
 
 
