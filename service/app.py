@@ -162,7 +162,7 @@ def build_router() -> APIRouter:
         else:
             result = model.analyse_one(body.text)
         result["id"] = body.id
-        runtime.metrics.count_predictions((result["label"],), int(result["needs_review"]))
+        runtime.metrics.count_prediction(result["label"], result["needs_review"])
         return json_response(result)
 
     @router.post(

@@ -77,30 +77,6 @@ def top_two_of(probabilities: Sequence[float]) -> tuple[int, int]:
     return top, second + (second >= top)
 
 
-def explain_rows(
-    names: Sequence[str],
-    columns: Sequence[int],
-    values: np.ndarray,
-    rows: np.ndarray,
-    top: int,
-    second: int,
-    scale: float,
-    k: int,
-) -> list[Feature]:
-    """`explain_one` given the comment's rows of the weights (`rows = weights[columns]`,
-    already taken for its logits): the same terms, computed the same way, and the same
-    features, picked from the positive terms only."""
-    if k <= 0 or len(values) == 0:
-        return []
-    contribution = (scale * values * (rows[:, top] - rows[:, second])).tolist()
-    # The k largest positive terms, ties in column order (what a stable sort of all terms,
-    # cut at k, keeps once the non-positive ones are dropped).
-    best = [j for j, term in enumerate(contribution) if term > 0]
-    if len(best) > 1:
-        best.sort(key=contribution.__getitem__, reverse=True)
-    return [{"feature": names[columns[j]], "weight": round(contribution[j], 4)} for j in best[:k]]
-
-
 def explain_lists(
     names: Sequence[str],
     columns: Sequence[int],
@@ -111,14 +87,17 @@ def explain_lists(
     scale: float,
     k: int,
 ) -> list[Feature]:
-    """`explain_rows` for one comment in plain lists: `class_weights[c][j]` is the weight of
-    its feature j for class c."""
+    """`explain_one` for one comment in plain lists (`class_weights[c][j]` is the weight of
+    its feature j for class c): the same terms, computed in the same order, and the same
+    features, picked from the positive terms only."""
     if k <= 0 or not values:
         return []
     contribution = [
         scale * value * (a - b)
         for value, a, b in zip(values, class_weights[top], class_weights[second], strict=True)
     ]
+    # The k largest positive terms, ties in column order (what a stable sort of all terms,
+    # cut at k, keeps once the non-positive ones are dropped).
     best = [j for j, term in enumerate(contribution) if term > 0]
     if len(best) > 1:
         best.sort(key=contribution.__getitem__, reverse=True)

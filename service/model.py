@@ -302,16 +302,12 @@ class FastClassifier:
         return values / np.repeat(norms, lengths)
 
     def features(self, tokens: Sequence[str]) -> tuple[list[int], np.ndarray]:
-        """Indices and l2-normalised tf-idf values of one comment's known n-grams (the batch
-        path, `tfidf_rows`, does the same for many rows at once)."""
-        indices, _, values = self.features_one(tokens)
-        return indices, values
-
-    def features_one(self, tokens: Sequence[str]) -> tuple[list[int], np.ndarray, np.ndarray]:
-        """`features` with the indices also as an array (for indexing the weights)."""
+        """Indices and l2-normalised tf-idf values of one comment's known n-grams in numpy
+        (the reference of `score_one`; the batch path, `tfidf_rows`, does the same for many
+        rows at once)."""
         counts, unit = self._counts(tokens)
         if not counts:
-            return [], np.zeros(0, dtype=np.intp), np.zeros(0)
+            return [], np.zeros(0)
         indices = list(counts)
         columns = np.array(indices, dtype=np.intp)
         if unit and self._unit_tf:
@@ -321,14 +317,14 @@ class FastClassifier:
             if self.sublinear_tf:
                 tf = np.log(tf) + 1.0
             values = tf * self.idf[columns]
-        return indices, columns, values / math.sqrt(float(values @ values))
+        return indices, values / math.sqrt(float(values @ values))
 
     def score_one(
         self, tokens: Sequence[str]
     ) -> tuple[list[int], list[float], list[tuple[float, ...]], list[float]]:
         """One comment's known n-gram indices, their l2-normalised tf-idf values, the weights
         of those n-grams per class (one tuple per class) and the logits, in plain Python
-        (`features_one` and a matrix product give the same up to the rounding of sums)."""
+        (`features` and a matrix product give the same up to the rounding of sums)."""
         counts, unit = self._counts(tokens)
         if not counts:
             return [], [], [], list(self._intercept_list)
@@ -373,12 +369,7 @@ class FastClassifier:
 
     def predict_one(self, text: str) -> Prediction:
         _, _, _, logits = self.score_one(self.normalizer.tokens(text))
-        probabilities = self.probabilities_one(logits)
-        best = probabilities.index(max(probabilities))
-        scores = {
-            label: round(probabilities[i], 6) for label, i in zip(LABELS, self.order, strict=True)
-        }
-        return Prediction(self.classes[best], round(probabilities[best], 6), scores)
+        return self._prediction(self.probabilities_one(logits))
 
     def tfidf_matrix(self, token_lists: Iterable[Sequence[str]]) -> sp.csr_matrix:
         """Many comments' l2-normalised tf-idf rows as one CSR matrix."""
@@ -403,15 +394,14 @@ class FastClassifier:
         return self.probabilities(np.asarray(matrix @ self.weights) + self.intercept)
 
     def predict_many(self, texts: Sequence[str]) -> list[Prediction]:
-        return [self._prediction(row) for row in self.predict_proba(texts)]
+        return [self._prediction(row) for row in self.predict_proba(texts).tolist()]
 
-    def _prediction(self, probabilities: np.ndarray) -> Prediction:
-        best = int(np.argmax(probabilities))
+    def _prediction(self, probabilities: list[float]) -> Prediction:
+        best = probabilities.index(max(probabilities))  # the first maximum, as argmax
         scores = {
-            label: round(float(probabilities[i]), 6)
-            for label, i in zip(LABELS, self.order, strict=True)
+            label: round(probabilities[i], 6) for label, i in zip(LABELS, self.order, strict=True)
         }
-        return Prediction(self.classes[best], round(float(probabilities[best]), 6), scores)
+        return Prediction(self.classes[best], round(probabilities[best], 6), scores)
 
 
 def _gram_table(

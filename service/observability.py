@@ -247,12 +247,15 @@ class Metrics:
         self.model_info.labels(version).set(1)
         self._version = version
 
-    def count_prediction(self, label: str, review: bool) -> None:
-        """`count_predictions` of one comment."""
+    def _prediction_child(self, label: str) -> Any:
         child = self._prediction_children.get(label)
         if child is None:
             child = self._prediction_children[label] = self.predictions.labels(label)
-        child.inc()
+        return child
+
+    def count_prediction(self, label: str, review: bool) -> None:
+        """`count_predictions` of one comment."""
+        self._prediction_child(label).inc()
         if review:
             self.needs_review.inc()
 
@@ -260,12 +263,8 @@ class Metrics:
         counts: dict[str, int] = {}
         for label in labels:
             counts[label] = counts.get(label, 0) + 1
-        children = self._prediction_children
         for label, count in counts.items():
-            child = children.get(label)
-            if child is None:
-                child = children[label] = self.predictions.labels(label)
-            child.inc(count)
+            self._prediction_child(label).inc(count)
         if reviews:
             self.needs_review.inc(reviews)
 

@@ -1052,7 +1052,7 @@ def test_top_two_of_a_list_matches_the_stable_sort(values: list[float]) -> None:
     seed=st.integers(0, 2**32 - 1),
     ties=st.booleans(),
 )
-def test_explain_rows_matches_explain_one(n: int, k: int, seed: int, ties: bool) -> None:
+def test_explain_lists_matches_explain_one(n: int, k: int, seed: int, ties: bool) -> None:
     rng = np.random.default_rng(seed)
     weights = rng.normal(size=(20, 5))
     if ties:
@@ -1062,7 +1062,6 @@ def test_explain_rows_matches_explain_one(n: int, k: int, seed: int, ties: bool)
     top, second = (int(c) for c in rng.choice(5, size=2, replace=False))
     names = [f"f{i}" for i in range(20)]
     expected = explain.explain_one(names, columns, values, weights, top, second, 1.7, k)
-    got = explain.explain_rows(
-        names, columns, values, weights[np.array(columns, dtype=np.intp)], top, second, 1.7, k
-    )
+    class_weights = [tuple(column) for column in weights[columns].T.tolist()]
+    got = explain.explain_lists(names, columns, values.tolist(), class_weights, top, second, 1.7, k)
     assert got == expected
