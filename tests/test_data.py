@@ -10,7 +10,12 @@ from service.errors import DataError
 from service.labels import LABELS
 from tests.conftest import write_csv
 from training.data import default_data_paths, load_labelled
-from training.datasheet import bigram_variety, datasheet_stats, near_duplicate_pairs
+from training.datasheet import (
+    bigram_variety,
+    closest_reference,
+    datasheet_stats,
+    near_duplicate_pairs,
+)
 from training.train import cross_validate
 
 
@@ -42,6 +47,15 @@ def test_near_duplicates_are_found() -> None:
     assert near_duplicate_pairs(
         ["a b c d e", "a b c d f"], threshold=0.6
     ) and not near_duplicate_pairs(["a b c d e", "a b c d f"])
+
+
+def test_closest_reference_is_the_best_token_set_jaccard() -> None:
+    seed = ["jalan depan rumah rusak parah 😭", "mantap pak wali", "wkwk"]
+    real = ["Jalan depan rumah RUSAK parah", "pak wali mantul", "bansos kapan cair"]
+    closest = closest_reference(seed, real)
+    assert closest.tolist() == pytest.approx([5 / 6, 2 / 4, 0.0])
+    assert closest_reference([], real).shape == (0,)
+    assert closest_reference(seed, []).tolist() == [0.0, 0.0, 0.0]
 
 
 def test_bigram_variety() -> None:

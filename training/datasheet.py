@@ -10,6 +10,7 @@ import itertools
 import re
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,25 @@ def near_duplicate_pairs(
     return pairs
 
 
+def closest_reference(texts: Sequence[str], reference: Sequence[str]) -> np.ndarray:
+    """Per text, the highest token-set Jaccard similarity to any reference text: how close
+    written data comes to the real comments kept for evaluation."""
+    if not texts or not reference:
+        return np.zeros(len(texts))
+    vectorizer = CountVectorizer(token_pattern=_STAT_TOKEN, binary=True, lowercase=True)
+    vectorizer.fit([*texts, *reference])
+    ours = vectorizer.transform(texts).tocsr().astype(np.int32)
+    theirs = vectorizer.transform(reference).tocsr().astype(np.int32)
+    our_sizes = np.asarray(ours.sum(axis=1)).ravel()
+    their_sizes = np.asarray(theirs.sum(axis=1)).ravel()
+    best = np.zeros(len(texts))
+    for start in range(0, len(texts), 512):
+        block = (ours[start : start + 512] @ theirs.T).toarray()
+        union = our_sizes[start : start + 512, None] + their_sizes[None, :] - block
+        best[start : start + 512] = (block / np.maximum(union, 1)).max(axis=1)
+    return best
+
+
 def bigram_variety(texts: Sequence[str]) -> float:
     """Distinct word bigrams / all word bigrams."""
     counts: Counter[tuple[str, str]] = Counter()
@@ -72,3 +92,31 @@ def datasheet_stats(dataset: Dataset) -> dict[str, Any]:
         "tokens_median": float(np.median(lengths)) if len(lengths) else 0.0,
         "tokens_p90": float(np.percentile(lengths, 90)) if len(lengths) else 0.0,
     }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m training.datasheet [--against REAL.csv ...]`: the datasheet's figures for
+    datasets/, and with --against, how close any seed row comes to those real comments."""
+    import argparse
+    import json
+
+    from training.data import default_data_paths, load_labelled
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--against", nargs="*", default=[], help="real comments (CSV/JSONL)")
+    args = parser.parse_args(argv)
+    dataset = load_labelled(default_data_paths())
+    stats = datasheet_stats(dataset)
+    if args.against:
+        real = load_labelled([Path(p) for p in args.against])
+        closest = closest_reference(dataset.texts, real.texts)
+        stats["closest_real_comment"] = {
+            "max_jaccard": round(float(closest.max()), 3),
+            "rows_at_or_above_0.5": int((closest >= 0.5).sum()),
+            "rows_at_or_above_0.8": int((closest >= 0.8).sum()),
+        }
+    print(json.dumps(stats, indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -87,6 +87,7 @@ def calibrated_model(
         method="temperature",
         ensemble=False,
         cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+        n_jobs=N_JOBS,
     )
     return Pipeline([("vectorize", tail.named_steps["vectorize"]), ("classify", calibrated)])
 
@@ -205,7 +206,12 @@ def review_thresholds(
 
 
 def _search(
-    model: Pipeline, classifier: Classifier, folds: int, seed: int, prefix: str = "classify__"
+    model: Pipeline,
+    classifier: Classifier,
+    folds: int,
+    seed: int,
+    prefix: str = "classify__",
+    refit: bool = True,
 ) -> GridSearchCV:
     grid = {
         key.replace("classify__", prefix) if key.startswith("classify__") else key: values
@@ -217,13 +223,15 @@ def _search(
         scoring="f1_macro",
         cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
         n_jobs=N_JOBS,
+        refit=refit,
     )
 
 
 def select_params(
     normalized: Sequence[str], labels: Sequence[str], classifier: Classifier, folds: int, seed: int
 ) -> tuple[dict[str, Any], float]:
-    search = _search(text_model(classifier, seed=seed), classifier, folds, seed)
+    # No refit: `train` fits the calibrated model with these parameters itself.
+    search = _search(text_model(classifier, seed=seed), classifier, folds, seed, refit=False)
     search.fit(list(normalized), list(labels))
     return dict(search.best_params_), float(search.best_score_)
 
