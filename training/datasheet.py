@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,21 @@ from training.data import Dataset
 _STAT_TOKEN = r"[^\W_]+|[\U0001f000-\U0001faff\u2600-\u27bf]"
 
 
-def _token_sets(texts: Sequence[str]) -> Any:
+def _token_sets(texts: Sequence[str], vocabulary: Sequence[str] | None = None) -> Any:
     vectorizer = CountVectorizer(token_pattern=_STAT_TOKEN, binary=True, lowercase=True)
-    return vectorizer.fit_transform(texts).tocsr().astype(np.int32)
+    vectorizer.fit(vocabulary if vocabulary is not None else texts)
+    return vectorizer.transform(texts).tocsr().astype(np.int32)
+
+
+def _jaccard_blocks(ours: Any, theirs: Any, chunk: int = 512) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, token-set Jaccard of `chunk` rows of ours against every row of theirs)."""
+    our_sizes = np.asarray(ours.sum(axis=1)).ravel()
+    their_sizes = np.asarray(theirs.sum(axis=1)).ravel()
+    transposed = theirs.T.tocsc()
+    for start in range(0, ours.shape[0], chunk):
+        block = (ours[start : start + chunk] @ transposed).toarray()
+        union = our_sizes[start : start + chunk, None] + their_sizes[None, :] - block
+        yield start, np.where(union > 0, block / np.maximum(union, 1), 0.0)
 
 
 def near_duplicate_pairs(
@@ -33,14 +45,8 @@ def near_duplicate_pairs(
     if not texts:
         return []
     matrix = _token_sets(texts)
-    sizes = np.asarray(matrix.sum(axis=1)).ravel()
-    transposed = matrix.T.tocsc()
     pairs = []
-    for start in range(0, matrix.shape[0], chunk):
-        block = (matrix[start : start + chunk] @ transposed).toarray()
-        union = sizes[start : start + chunk, None] + sizes[None, :] - block
-        with np.errstate(invalid="ignore", divide="ignore"):
-            jaccard = np.where(union > 0, block / np.maximum(union, 1), 0.0)
+    for start, jaccard in _jaccard_blocks(matrix, matrix, chunk):
         rows, cols = np.nonzero(jaccard >= threshold)
         for r, c in zip(rows, cols, strict=True):
             i = start + int(r)
@@ -54,17 +60,11 @@ def closest_reference(texts: Sequence[str], reference: Sequence[str]) -> np.ndar
     written data comes to the real comments kept for evaluation."""
     if not texts or not reference:
         return np.zeros(len(texts))
-    vectorizer = CountVectorizer(token_pattern=_STAT_TOKEN, binary=True, lowercase=True)
-    vectorizer.fit([*texts, *reference])
-    ours = vectorizer.transform(texts).tocsr().astype(np.int32)
-    theirs = vectorizer.transform(reference).tocsr().astype(np.int32)
-    our_sizes = np.asarray(ours.sum(axis=1)).ravel()
-    their_sizes = np.asarray(theirs.sum(axis=1)).ravel()
+    both = [*texts, *reference]
     best = np.zeros(len(texts))
-    for start in range(0, len(texts), 512):
-        block = (ours[start : start + 512] @ theirs.T).toarray()
-        union = our_sizes[start : start + 512, None] + their_sizes[None, :] - block
-        best[start : start + 512] = (block / np.maximum(union, 1)).max(axis=1)
+    blocks = _jaccard_blocks(_token_sets(texts, both), _token_sets(reference, both))
+    for start, jaccard in blocks:
+        best[start : start + len(jaccard)] = jaccard.max(axis=1)
     return best
 
 
