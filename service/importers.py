@@ -122,7 +122,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from service.errors import PilahError
-from service.store.schema import MAX_YEAR, MIN_YEAR
+from service.store.schema import MAX_YEAR, MIN_YEAR, YearOutOfRange, bounded_time
 from service.validation import has_visible_text
 
 PLATFORMS: tuple[str, ...] = ("instagram", "facebook", "x", "youtube", "tiktok", "generic")
@@ -628,12 +628,11 @@ def _datetime(value: Any) -> datetime | None:
     if parsed is None:
         raise ValueError("bad posted_at")
     try:
-        parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    except (ValueError, OverflowError):
+        return bounded_time(parsed)
+    except YearOutOfRange:
+        raise ValueError(f"posted_at outside {MIN_YEAR}-{MAX_YEAR}") from None
+    except ValueError:
         raise ValueError("bad posted_at") from None
-    if not MIN_YEAR <= parsed.year <= MAX_YEAR:
-        raise ValueError(f"posted_at outside {MIN_YEAR}-{MAX_YEAR}")
-    return parsed
 
 
 def _from_epoch(seconds: Decimal) -> datetime:

@@ -34,14 +34,19 @@ MAX_COMMENT_ID = 2**31 - 1
 MIN_YEAR, MAX_YEAR = 2000, 2100
 
 
+class YearOutOfRange(ValueError):
+    """A valid time outside MIN_YEAR-MAX_YEAR."""
+
+
 def bounded_time(value: datetime) -> datetime:
-    """`value` in UTC (no zone: UTC) within MIN_YEAR-MAX_YEAR, else ValueError."""
+    """`value` in UTC (no zone: UTC) within MIN_YEAR-MAX_YEAR, else ValueError (YearOutOfRange
+    when only the year is wrong)."""
     try:
         value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     except (OverflowError, ValueError):
         raise ValueError("time out of range") from None
     if not MIN_YEAR <= value.year <= MAX_YEAR:
-        raise ValueError(f"time must be within the years {MIN_YEAR}-{MAX_YEAR}")
+        raise YearOutOfRange(f"time must be within the years {MIN_YEAR}-{MAX_YEAR}")
     return value
 
 
