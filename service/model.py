@@ -301,30 +301,13 @@ class FastClassifier:
         norms[lengths > 0] = np.sqrt(squares)
         return values / np.repeat(norms, lengths)
 
-    def features(self, tokens: Sequence[str]) -> tuple[list[int], np.ndarray]:
-        """Indices and l2-normalised tf-idf values of one comment's known n-grams in numpy
-        (the reference of `score_one`; the batch path, `tfidf_rows`, does the same for many
-        rows at once)."""
-        counts, unit = self._counts(tokens)
-        if not counts:
-            return [], np.zeros(0)
-        indices = list(counts)
-        columns = np.array(indices, dtype=np.intp)
-        if unit and self._unit_tf:
-            values = self.idf[columns]  # = tf * idf with tf 1.0
-        else:
-            tf = np.fromiter(counts.values(), dtype=np.float64, count=len(indices))
-            if self.sublinear_tf:
-                tf = np.log(tf) + 1.0
-            values = tf * self.idf[columns]
-        return indices, values / math.sqrt(float(values @ values))
-
     def score_one(
         self, tokens: Sequence[str]
     ) -> tuple[list[int], list[float], list[tuple[float, ...]], list[float]]:
         """One comment's known n-gram indices, their l2-normalised tf-idf values, the weights
         of those n-grams per class (one tuple per class) and the logits, in plain Python
-        (`features` and a matrix product give the same up to the rounding of sums)."""
+        (the batch path, `tfidf_rows` and a matrix product, gives the same up to the rounding
+        of sums)."""
         counts, unit = self._counts(tokens)
         if not counts:
             return [], [], [], list(self._intercept_list)

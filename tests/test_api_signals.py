@@ -13,6 +13,7 @@ from service.inference import ServingModel, Thresholds
 from service.labels import LABELS
 from service.model import LoadedModel
 from service.signals import Words, analyse, pii_cues, priority, spam_cues, topics, urgent_cues
+from tests.test_api_fastpath import reference_features
 
 
 def words(text: str) -> Words:
@@ -249,7 +250,7 @@ def test_explanation_is_the_top_contributions(serving: ServingModel) -> None:
     and all terms add up to that margin of the model's own scores."""
     fast = serving.fast
     text = TEXTS[0]
-    indices, values = fast.features(fast.normalizer.tokens(text))
+    indices, values = reference_features(fast, fast.normalizer.tokens(text))
     logits = values @ fast.weights[indices] + fast.intercept
     top, second = (int(c[0]) for c in explain.top_two(fast.probabilities(logits)))
     terms = serving.scale * values * (fast.weights[indices, top] - fast.weights[indices, second])

@@ -22,6 +22,7 @@ from service.model import (
     resolve_model_dir,
 )
 from tests.conftest import SHARED_DATA
+from tests.test_api_fastpath import reference_features
 from training.train import train
 
 REAL_LOOKING = [
@@ -145,7 +146,8 @@ def test_fast_path_supports_naive_bayes(
 
 @pytest.mark.parametrize("sublinear_tf", [True, False])
 def test_plain_python_scoring_is_the_vectorised_arithmetic(sublinear_tf: bool) -> None:
-    """`score_one` (one comment, plain Python) against `features` and a matrix product."""
+    """`score_one` (one comment, plain Python) against the numpy reference and a matrix
+    product."""
     rng = np.random.default_rng(7)
     grams = ["a", "b", "c", "a b", "b c", "c a"]
     idf = rng.uniform(1.0, 3.0, len(grams))
@@ -157,7 +159,7 @@ def test_plain_python_scoring_is_the_vectorised_arithmetic(sublinear_tf: bool) -
     )  # fmt: skip
     for tokens in (["a", "b", "c", "a", "b", "a"], ["c", "a", "b"], ["zz"], []):
         indices, values, class_weights, logits = fast.score_one(tokens)
-        expected_indices, expected_values = fast.features(tokens)
+        expected_indices, expected_values = reference_features(fast, tokens)
         assert indices == expected_indices
         np.testing.assert_allclose(values, expected_values, rtol=1e-12)
         expected = expected_values @ weights[indices] + intercept if indices else intercept
