@@ -135,7 +135,9 @@ def test_evaluate_and_cv_reject_bad_labels(
 
 
 def test_cv_json(small_train_csv: Path) -> None:
-    result = invoke("cv", "--data", str(small_train_csv), "--folds", "3", "--json")
+    result = invoke(
+        "cv", "--data", str(small_train_csv), "--folds", "3", "--no-background", "--json"
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.stdout)
     assert metrics["folds"] == 3 and set(metrics["per_class"]) == set(LABELS)

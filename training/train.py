@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from joblib import Parallel, delayed
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_predict
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.naive_bayes import MultinomialNB
 from sklearn.pipeline import Pipeline
 
@@ -33,6 +34,7 @@ from service.model import (
     sha256_file,
 )
 from service.text import TextNormalizer
+from training.background import WithBackground, usable_background
 from training.data import Dataset, data_hash, default_data_paths, load_labelled
 from training.metrics import classification_metrics, expected_calibration_error
 
@@ -45,6 +47,10 @@ PARAM_GRIDS: dict[str, dict[str, list[Any]]] = {
     "logreg": {"classify__C": [1.0, 4.0, 16.0, 64.0], "vectorize__ngram_range": [(1, 1), (1, 2)]},
     "nb": {"classify__alpha": [0.03, 0.1, 0.3], "vectorize__ngram_range": [(1, 2), (1, 3)]},
 }
+# What all background rows together may weigh against the dataset's rows; CV chooses. The
+# closer a dataset is to the seed's register, the more the background helps (on LAPOR!'s formal
+# reports 0.2 did best, on the 303 real dev comments 5).
+BACKGROUND_SHARES = [0.2, 1.0, 5.0]
 NORMALIZER_PARAMS: dict[str, Any] = {}
 # Folds in parallel: same results as sequential (each fit is deterministic), ~2x faster here.
 N_JOBS = 2
@@ -132,6 +138,71 @@ def check_folds(dataset: Dataset, folds: int) -> None:
         raise DataError("cross-validation needs at least two labels")
 
 
+@dataclass(frozen=True)
+class Background:
+    """Normalised background rows (see `training.background`) and where they came from."""
+
+    texts: list[str]
+    labels: list[str]
+    paths: list[Path]
+
+
+def prepare_background(
+    paths: Sequence[Path] | None, normalizer: TextNormalizer, dataset_texts: Sequence[str]
+) -> Background | None:
+    """The background files' rows, normalised, minus any the dataset already has; None when
+    nothing is left (e.g. the dataset is the seed dataset itself)."""
+    if not paths:
+        return None
+    rows = load_labelled(paths)
+    texts, labels = usable_background(normalizer.transform(rows.texts), rows.labels, dataset_texts)
+    return Background(texts, labels, list(paths)) if texts else None
+
+
+def trainable(model: Any, background: Background | None, share: float = 0.0) -> Any:
+    """`model`, wrapped to learn with the background rows when there are any."""
+    if background is None:
+        return model
+    return WithBackground(model, background.texts, background.labels, share)
+
+
+def param_grid(classifier: Classifier, background: Background | None) -> dict[str, list[Any]]:
+    if background is None:
+        return dict(PARAM_GRIDS[classifier])
+    grid = {f"estimator__{key}": values for key, values in PARAM_GRIDS[classifier].items()}
+    grid["share"] = BACKGROUND_SHARES
+    return grid
+
+
+def _fold_probabilities(
+    normalized: np.ndarray,
+    labels: np.ndarray,
+    train_rows: np.ndarray,
+    test_rows: np.ndarray,
+    classifier: Classifier,
+    params: dict[str, Any] | None,
+    share: float,
+    tune: bool,
+    folds: int,
+    seed: int,
+    background: Background | None,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Uncalibrated and calibrated probabilities on one held-out fold, and the background share
+    used. With `tune`, the parameters are chosen inside the training rows; temperature scaling
+    keeps the arg-max, so one search on the uncalibrated model serves both."""
+    x_train, y_train = list(normalized[train_rows]), list(labels[train_rows])
+    x_test = list(normalized[test_rows])
+    if tune:
+        params, share, _ = select_params(x_train, y_train, classifier, folds, seed, background)
+    raw = trainable(text_model(classifier, params, seed), background, share)
+    scaled = trainable(calibrated_model(classifier, params, folds, seed), background, share)
+    return (
+        raw.fit(x_train, y_train).predict_proba(x_test),
+        scaled.fit(x_train, y_train).predict_proba(x_test),
+        share,
+    )
+
+
 def cross_validate(
     dataset: Dataset,
     folds: int = 5,
@@ -140,28 +211,43 @@ def cross_validate(
     params: dict[str, Any] | None = None,
     tune: bool = False,
     normalizer_params: dict[str, Any] | None = None,
+    background: Sequence[Path] | None = None,
+    share: float = BACKGROUND_SHARES[0],
 ) -> dict[str, Any]:
     """Out-of-fold metrics of the training pipeline on a dataset, with ECE before and after
-    calibration. `tune` nests the hyper-parameter search inside each training fold."""
+    calibration. `background` files are mixed into each training fold, at `share` or, with
+    `tune`, at the share the hyper-parameter search nested in each training fold chooses."""
     check_folds(dataset, folds)
     normalizer = TextNormalizer(
         **(NORMALIZER_PARAMS if normalizer_params is None else normalizer_params)
     )
-    normalized = normalizer.fit(dataset.texts).transform(dataset.texts)
+    normalized = np.asarray(normalizer.fit(dataset.texts).transform(dataset.texts), dtype=object)
+    rows = prepare_background(background, normalizer, list(normalized))
     labels = np.asarray(dataset.labels)
     present = [label for label in LABELS if label in set(dataset.labels)]
     splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    raw_model: Any = text_model(classifier, params, seed)
-    calibrated: Any = calibrated_model(classifier, params, folds, seed)
-    if tune:
-        raw_model = _search(raw_model, classifier, folds, seed)
-        calibrated = _search(calibrated, classifier, folds, seed, prefix="classify__estimator__")
-    raw = cross_val_predict(
-        raw_model, normalized, labels, cv=splitter, method="predict_proba", n_jobs=N_JOBS
+    raw = np.zeros((len(labels), len(present)))
+    scaled = np.zeros_like(raw)
+    splits = list(splitter.split(normalized, labels))
+    # Folds in parallel unless the search inside each fold already is.
+    results = Parallel(n_jobs=1 if tune else N_JOBS)(
+        delayed(_fold_probabilities)(
+            normalized,
+            labels,
+            train_rows,
+            test_rows,
+            classifier,
+            params,
+            share,
+            tune,
+            folds,
+            seed,
+            rows,
+        )
+        for train_rows, test_rows in splits
     )
-    scaled = cross_val_predict(
-        calibrated, normalized, labels, cv=splitter, method="predict_proba", n_jobs=N_JOBS
-    )
+    for (_, test_rows), (fold_raw, fold_scaled, _) in zip(splits, results, strict=True):
+        raw[test_rows], scaled[test_rows] = fold_raw, fold_scaled
     order = [sorted(present).index(label) for label in present]  # classes_ are sorted
     raw, scaled = raw[:, order], scaled[:, order]
     predicted = np.asarray(present)[scaled.argmax(axis=1)]
@@ -170,6 +256,8 @@ def cross_validate(
         expected_calibration_error(raw, np.asarray(present)[raw.argmax(axis=1)] == labels), 4
     )
     metrics.update(folds=folds, seed=seed, classifier=classifier, tuned=tune)
+    metrics["background_rows"] = len(rows.texts) if rows else 0
+    metrics["background_shares"] = [fold[2] for fold in results] if rows else []
     metrics["review_thresholds"] = review_thresholds(scaled, dataset.labels, present)
     return metrics
 
@@ -205,35 +293,29 @@ def review_thresholds(
     }
 
 
-def _search(
-    model: Pipeline,
+def select_params(
+    normalized: Sequence[str],
+    labels: Sequence[str],
     classifier: Classifier,
     folds: int,
     seed: int,
-    prefix: str = "classify__",
-    refit: bool = True,
-) -> GridSearchCV:
-    grid = {
-        key.replace("classify__", prefix) if key.startswith("classify__") else key: values
-        for key, values in PARAM_GRIDS[classifier].items()
-    }
-    return GridSearchCV(
-        model,
-        grid,
+    background: Background | None = None,
+) -> tuple[dict[str, Any], float, float]:
+    """(text model parameters, background share, their CV macro-F1), chosen by grid search.
+    No refit: the caller fits the model it needs with these parameters."""
+    search = GridSearchCV(
+        trainable(text_model(classifier, seed=seed), background),
+        param_grid(classifier, background),
         scoring="f1_macro",
         cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
         n_jobs=N_JOBS,
-        refit=refit,
+        refit=False,
     )
-
-
-def select_params(
-    normalized: Sequence[str], labels: Sequence[str], classifier: Classifier, folds: int, seed: int
-) -> tuple[dict[str, Any], float]:
-    # No refit: `train` fits the calibrated model with these parameters itself.
-    search = _search(text_model(classifier, seed=seed), classifier, folds, seed, refit=False)
     search.fit(list(normalized), list(labels))
-    return dict(search.best_params_), float(search.best_score_)
+    chosen = dict(search.best_params_)
+    share = float(chosen.pop("share", 0.0))
+    params = {k.removeprefix("estimator__"): v for k, v in chosen.items()}
+    return params, share, float(search.best_score_)
 
 
 def train(
@@ -243,8 +325,11 @@ def train(
     seed: int = SEED,
     tune: bool = True,
     classifier: Classifier = DEFAULT_CLASSIFIER,
+    background: Sequence[Path] | None = None,
 ) -> TrainResult:
-    """Trains, calibrates and writes `models/<version>/`; same data and seed -> same model."""
+    """Trains, calibrates and writes `models/<version>/`; same data and seed -> same model.
+    `background` files (normally the seed dataset) are mixed in at the share CV chooses (with
+    `tune`; otherwise at the smallest share)."""
     import joblib
 
     started = time.perf_counter()
@@ -256,12 +341,15 @@ def train(
         raise DataError(f"training data has no rows labelled {', '.join(missing)}")
     normalizer = TextNormalizer(**NORMALIZER_PARAMS).fit(dataset.texts)
     normalized = normalizer.transform(dataset.texts)
-    params, tuning_score = (
-        select_params(normalized, dataset.labels, classifier, folds, seed)
+    rows = prepare_background(background, normalizer, normalized)
+    params, share, tuning_score = (
+        select_params(normalized, dataset.labels, classifier, folds, seed, rows)
         if tune
-        else ({}, float("nan"))
+        else ({}, BACKGROUND_SHARES[0] if rows else 0.0, float("nan"))
     )
-    tail = calibrated_model(classifier, params, folds, seed).fit(normalized, dataset.labels)
+    fitted = trainable(calibrated_model(classifier, params, folds, seed), rows, share)
+    fitted.fit(normalized, dataset.labels)
+    tail = fitted.estimator_ if isinstance(fitted, WithBackground) else fitted
     pipeline = Pipeline(
         [
             ("normalize", normalizer),
@@ -269,7 +357,9 @@ def train(
             ("classify", tail.named_steps["classify"]),
         ]
     )
-    cv_metrics = cross_validate(dataset, folds, seed, classifier, params)
+    cv_metrics = cross_validate(
+        dataset, folds, seed, classifier, params, background=background, share=share
+    )
     digest = data_hash(paths)
     created = datetime.now(UTC)
     version = f"{created:%Y%m%d-%H%M%S}-{digest[:8]}"
@@ -296,6 +386,12 @@ def train(
             "model": {k: v for k, v in tail.get_params().items() if "__" in k and "cv" not in k},
             "selected_by_cv": params,
             "cv_macro_f1_of_selection": round(tuning_score, 4),
+            "background": {
+                "files": [p.name for p in rows.paths] if rows else [],
+                "sha256": data_hash(rows.paths) if rows else None,
+                "rows": len(rows.texts) if rows else 0,
+                "share": share,
+            },
             "seed": seed,
             "folds": folds,
             "temperature": round(
