@@ -194,13 +194,15 @@ def _fold_probabilities(
     x_test = list(normalized[test_rows])
     if tune:
         params, share, _ = select_params(x_train, y_train, classifier, folds, seed, background)
-    raw = trainable(text_model(classifier, params, seed), background, share)
-    scaled = trainable(calibrated_model(classifier, params, folds, seed), background, share)
-    return (
-        raw.fit(x_train, y_train).predict_proba(x_test),
-        scaled.fit(x_train, y_train).predict_proba(x_test),
-        share,
-    )
+    fitted = trainable(calibrated_model(classifier, params, folds, seed), background, share)
+    fitted.fit(x_train, y_train)
+    pipeline = fitted.estimator_ if isinstance(fitted, WithBackground) else fitted
+    features = pipeline.named_steps["vectorize"].transform(x_test)
+    calibrated = pipeline.named_steps["classify"]
+    # With ensemble=False the calibrated model holds the classifier refitted on all the
+    # training rows: the uncalibrated model, without fitting it a second time.
+    uncalibrated = calibrated.calibrated_classifiers_[0].estimator
+    return uncalibrated.predict_proba(features), calibrated.predict_proba(features), share
 
 
 def cross_validate(
