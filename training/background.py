@@ -8,13 +8,13 @@ cross-validation chooses `share` (0 switches the background off).
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.pipeline import Pipeline
+from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.validation import check_is_fitted
 
 
@@ -74,11 +74,15 @@ class WithBackground(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             return self
         keys = _class_weight_keys(estimator)
         balanced = any(estimator.get_params()[k] == "balanced" for k in keys)
-        counts = Counter(y_list)
-        per_class = (
-            {label: len(y_list) / (len(counts) * n) for label, n in counts.items()}
-            if balanced
-            else dict.fromkeys(counts, 1.0)
+        classes = np.unique(y_list)
+        per_class = dict(
+            zip(
+                classes.tolist(),
+                compute_class_weight("balanced", classes=classes, y=y_list)
+                if balanced
+                else np.ones(len(classes)),
+                strict=True,
+            )
         )
         if balanced:
             estimator.set_params(**dict.fromkeys(keys, None))

@@ -166,6 +166,11 @@ def trainable(model: Any, background: Background | None, share: float = 0.0) -> 
     return WithBackground(model, background.texts, background.labels, share)
 
 
+def fitted_pipeline(fitted: Any) -> Pipeline:
+    """The fitted pipeline inside what `trainable` returned."""
+    return fitted.estimator_ if isinstance(fitted, WithBackground) else fitted
+
+
 def param_grid(classifier: Classifier, background: Background | None) -> dict[str, list[Any]]:
     if background is None:
         return dict(PARAM_GRIDS[classifier])
@@ -196,7 +201,7 @@ def _fold_probabilities(
         params, share, _ = select_params(x_train, y_train, classifier, folds, seed, background)
     fitted = trainable(calibrated_model(classifier, params, folds, seed), background, share)
     fitted.fit(x_train, y_train)
-    pipeline = fitted.estimator_ if isinstance(fitted, WithBackground) else fitted
+    pipeline = fitted_pipeline(fitted)
     features = pipeline.named_steps["vectorize"].transform(x_test)
     calibrated = pipeline.named_steps["classify"]
     # With ensemble=False the calibrated model holds the classifier refitted on all the
@@ -223,18 +228,37 @@ def cross_validate(
     normalizer = TextNormalizer(
         **(NORMALIZER_PARAMS if normalizer_params is None else normalizer_params)
     )
-    normalized = np.asarray(normalizer.fit(dataset.texts).transform(dataset.texts), dtype=object)
-    rows = prepare_background(background, normalizer, list(normalized))
-    labels = np.asarray(dataset.labels)
-    present = [label for label in LABELS if label in set(dataset.labels)]
+    normalized = normalizer.fit(dataset.texts).transform(dataset.texts)
+    rows = prepare_background(background, normalizer, normalized)
+    return out_of_fold_metrics(
+        normalized, dataset.labels, folds, seed, classifier, params, tune, rows, share
+    )
+
+
+def out_of_fold_metrics(
+    normalized: Sequence[str],
+    y: Sequence[str],
+    folds: int,
+    seed: int,
+    classifier: Classifier,
+    params: dict[str, Any] | None,
+    tune: bool,
+    rows: Background | None,
+    share: float,
+) -> dict[str, Any]:
+    """`cross_validate` on texts already normalised, with the background already prepared
+    (`train` has both at hand)."""
+    texts = np.asarray(normalized, dtype=object)
+    labels = np.asarray(y)
+    present = [label for label in LABELS if label in set(y)]
     splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
     raw = np.zeros((len(labels), len(present)))
     scaled = np.zeros_like(raw)
-    splits = list(splitter.split(normalized, labels))
+    splits = list(splitter.split(texts, labels))
     # Folds in parallel unless the search inside each fold already is.
     results = Parallel(n_jobs=1 if tune else N_JOBS)(
         delayed(_fold_probabilities)(
-            normalized,
+            texts,
             labels,
             train_rows,
             test_rows,
@@ -253,14 +277,14 @@ def cross_validate(
     order = [sorted(present).index(label) for label in present]  # classes_ are sorted
     raw, scaled = raw[:, order], scaled[:, order]
     predicted = np.asarray(present)[scaled.argmax(axis=1)]
-    metrics = classification_metrics(dataset.labels, list(predicted), present, scaled)
+    metrics = classification_metrics(list(y), list(predicted), present, scaled)
     metrics["calibration"]["ece_uncalibrated"] = round(
         expected_calibration_error(raw, np.asarray(present)[raw.argmax(axis=1)] == labels), 4
     )
     metrics.update(folds=folds, seed=seed, classifier=classifier, tuned=tune)
     metrics["background_rows"] = len(rows.texts) if rows else 0
     metrics["background_shares"] = [fold[2] for fold in results] if rows else []
-    metrics["review_thresholds"] = review_thresholds(scaled, dataset.labels, present)
+    metrics["review_thresholds"] = review_thresholds(scaled, y, present)
     return metrics
 
 
@@ -351,7 +375,7 @@ def train(
     )
     fitted = trainable(calibrated_model(classifier, params, folds, seed), rows, share)
     fitted.fit(normalized, dataset.labels)
-    tail = fitted.estimator_ if isinstance(fitted, WithBackground) else fitted
+    tail = fitted_pipeline(fitted)
     pipeline = Pipeline(
         [
             ("normalize", normalizer),
@@ -359,8 +383,8 @@ def train(
             ("classify", tail.named_steps["classify"]),
         ]
     )
-    cv_metrics = cross_validate(
-        dataset, folds, seed, classifier, params, background=background, share=share
+    cv_metrics = out_of_fold_metrics(
+        normalized, dataset.labels, folds, seed, classifier, params, False, rows, share
     )
     digest = data_hash(paths)
     created = datetime.now(UTC)
