@@ -112,9 +112,22 @@ def test_bad_arguments() -> None:
 
 def test_dataset_rows_never_come_back_through_the_background() -> None:
     texts, labels = usable_background(
-        ["jalan rusak", "lampu mati", "banjir lagi"], ["complaint"] * 3, ["lampu mati"]
+        ["jalan rusak", "lampu mati", "banjir lagi"],
+        ["complaint"] * 3,
+        ["lampu mati"],
+        ["complaint"],
     )
     assert texts == ["jalan rusak", "banjir lagi"] and labels == ["complaint"] * 2
+
+
+def test_background_rows_of_labels_the_data_lacks_are_not_counted() -> None:
+    texts, labels = usable_background(
+        ["jalan rusak", "mantap pak", "slot gacor"],
+        ["complaint", "praise", "other"],
+        ["kapan dibuka ?"],
+        ["question", "complaint"],
+    )
+    assert texts == ["jalan rusak"] and labels == ["complaint"]
 
 
 @pytest.mark.parametrize(

@@ -19,12 +19,15 @@ from sklearn.utils.validation import check_is_fitted
 
 
 def usable_background(
-    texts: Sequence[str], labels: Sequence[str], dataset_texts: Sequence[str]
+    texts: Sequence[str],
+    labels: Sequence[str],
+    dataset_texts: Sequence[str],
+    dataset_labels: Sequence[str],
 ) -> tuple[list[str], list[str]]:
-    """Background rows whose (normalised) text the dataset does not have: a row of the
-    dataset's own must never come back through the background into a held-out fold."""
-    seen = set(dataset_texts)
-    kept = [(t, y) for t, y in zip(texts, labels, strict=True) if t not in seen]
+    """Background rows whose label the dataset has and whose (normalised) text it does not: a
+    row of the dataset's own must never come back through the background into a held-out fold."""
+    seen, present = set(dataset_texts), set(dataset_labels)
+    kept = [(t, y) for t, y in zip(texts, labels, strict=True) if y in present and t not in seen]
     return [t for t, _ in kept], [y for _, y in kept]
 
 

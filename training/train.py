@@ -148,14 +148,19 @@ class Background:
 
 
 def prepare_background(
-    paths: Sequence[Path] | None, normalizer: TextNormalizer, dataset_texts: Sequence[str]
+    paths: Sequence[Path] | None,
+    normalizer: TextNormalizer,
+    dataset_texts: Sequence[str],
+    dataset_labels: Sequence[str],
 ) -> Background | None:
-    """The background files' rows, normalised, minus any the dataset already has; None when
-    nothing is left (e.g. the dataset is the seed dataset itself)."""
+    """The background files' rows, normalised, that the dataset can use (`usable_background`);
+    None when nothing is left (e.g. the dataset is the seed dataset itself)."""
     if not paths:
         return None
     rows = load_labelled(paths)
-    texts, labels = usable_background(normalizer.transform(rows.texts), rows.labels, dataset_texts)
+    texts, labels = usable_background(
+        normalizer.transform(rows.texts), rows.labels, dataset_texts, dataset_labels
+    )
     return Background(texts, labels, list(paths)) if texts else None
 
 
@@ -229,7 +234,7 @@ def cross_validate(
         **(NORMALIZER_PARAMS if normalizer_params is None else normalizer_params)
     )
     normalized = normalizer.fit(dataset.texts).transform(dataset.texts)
-    rows = prepare_background(background, normalizer, normalized)
+    rows = prepare_background(background, normalizer, normalized, dataset.labels)
     return out_of_fold_metrics(
         normalized, dataset.labels, folds, seed, classifier, params, tune, rows, share
     )
@@ -367,7 +372,7 @@ def train(
         raise DataError(f"training data has no rows labelled {', '.join(missing)}")
     normalizer = TextNormalizer(**NORMALIZER_PARAMS).fit(dataset.texts)
     normalized = normalizer.transform(dataset.texts)
-    rows = prepare_background(background, normalizer, normalized)
+    rows = prepare_background(background, normalizer, normalized, dataset.labels)
     params, share, tuning_score = (
         select_params(normalized, dataset.labels, classifier, folds, seed, rows)
         if tune
