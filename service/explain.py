@@ -33,7 +33,10 @@ Feature = dict[str, float | str]
 
 
 def readable(token: str) -> str:
-    """Placeholders and cue tokens as <phone>, <url>, <neg>, ...; words unchanged."""
+    """Placeholders and cue tokens as <phone>, <url>, <neg>, ...; words unchanged; an opening
+    word's copy keeps its mark (^admin, ^<mention>)."""
+    if token.startswith(text.OPENING) and len(token) > len(text.OPENING):
+        return text.OPENING + readable(token[len(text.OPENING) :])
     if token in PLACEHOLDER_NAMES:
         return PLACEHOLDER_NAMES[token]
     if token in getattr(text, "CUE_TOKENS", ()):

@@ -100,7 +100,10 @@ class Scores(BaseModel):
 
 
 class Feature(BaseModel):
-    feature: str = Field(description="A stemmed word or word pair the model knows.")
+    feature: str = Field(
+        description="A stemmed word or word pair the model knows; `^word` is one of the "
+        "comment's first four words, <url>, <mention>, <neg>... a placeholder or cue."
+    )
     weight: float = Field(description="How far it pushed the decision (log-odds units).")
 
 

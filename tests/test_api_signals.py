@@ -178,8 +178,10 @@ def test_signals_never_fail(text: str) -> None:
 
 
 def test_feature_names_are_readable() -> None:
-    names = explain.feature_names({"jalan rusak": 1, "xphonex": 0, "hubungi xurlx": 2})
-    assert names == ["<phone>", "jalan rusak", "hubungi <url>"]
+    names = explain.feature_names(
+        {"jalan rusak": 1, "xphonex": 0, "hubungi xurlx": 2, "^xmentionx ^tolong": 3}
+    )
+    assert names == ["<phone>", "jalan rusak", "hubungi <url>", "^<mention> ^tolong"]
 
 
 def test_explain_many_matches_explain_one() -> None:

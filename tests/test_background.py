@@ -19,7 +19,14 @@ from service.text import TextNormalizer
 from tests.conftest import write_csv
 from training.background import WithBackground, usable_background
 from training.data import default_data_paths, load_labelled
-from training.train import BACKGROUND_SHARES, cross_validate, text_model, train
+from training.train import (
+    BACKGROUND_SHARES,
+    Background,
+    cross_validate,
+    param_grid,
+    text_model,
+    train,
+)
 
 DATA = ["jalan rusak parah", "lampu mati", "kapan dibuka ?", "syaratnya apa ?"]
 LABELS = ["complaint", "complaint", "question", "question"]
@@ -200,3 +207,12 @@ def test_cv_prints_the_background(small_train_csv: Path, tmp_path: Path) -> None
     result = CliRunner().invoke(app, ["cv", "--data", str(data), "--folds", "3", "--no-tune"])
     assert result.exit_code == 0, result.output
     assert "background rows (share per fold: 0.2, 0.2, 0.2)" in result.stdout
+
+
+def test_search_with_background_keeps_bigrams_and_adds_the_share() -> None:
+    alone = param_grid("logreg", None)
+    mixed = param_grid("logreg", Background(["jalan rusak"], ["complaint"], []))
+    assert (1, 1) in alone["vectorize__ngram_range"]
+    assert mixed["estimator__vectorize__ngram_range"] == [(1, 2)]
+    assert mixed["estimator__classify__C"] == alone["classify__C"]
+    assert mixed["share"] == BACKGROUND_SHARES

@@ -11,8 +11,11 @@ from service.text import (
     IDNUM,
     MENTION,
     NUM,
+    OPENING,
+    OPENING_WORDS,
     PHONE,
     URL,
+    TextNormalizer,
     clean,
     lexicon,
     normalize,
@@ -87,7 +90,7 @@ def test_placeholders() -> None:
 
 
 def test_mojibake_is_repaired() -> None:
-    assert tokens("ðŸ˜‚ðŸ˜‚", use_cues=False) == ["😂"]
+    assert tokens("ðŸ˜‚ðŸ˜‚", use_cues=False, opening=0) == ["😂"]
     assert tokens("mantap ðŸ‘") == tokens("mantap 👍")
 
 
@@ -155,7 +158,7 @@ def test_pathological_100k_inputs(unit: str) -> None:
 
 
 def test_cue_tokens_follow_the_words() -> None:
-    out = tokens("jalan rusak parah, usul diadakan bus malam, syaratnya apa? mantap 👍")
+    out = tokens("jalan rusak parah, usul diadakan bus malam, syaratnya apa? mantap 👍", opening=0)
     words, cue_part = out[: out.index("xnegx")], out[out.index("xnegx") :]
     assert "rusak" in words and "parah" in words
     assert {"xnegx", "xsuggestx", "xaskx", "xposx"} <= set(cue_part)
@@ -164,5 +167,33 @@ def test_cue_tokens_follow_the_words() -> None:
 
 
 def test_doubled_letters_fold_only_into_known_words() -> None:
-    assert tokens("Alhamdulillaah amiin", use_cues=False) == ["alhamdulillah", "amin"]
-    assert tokens("maaf saat taat", use_cues=False) == ["maaf", "saat", "taat"]
+    assert tokens("Alhamdulillaah amiin", use_cues=False, opening=0) == ["alhamdulillah", "amin"]
+    assert tokens("maaf saat taat", use_cues=False, opening=0) == ["maaf", "saat", "taat"]
+
+
+def test_opening_words_get_a_marked_copy_after_the_cues() -> None:
+    text = "Min mau tanya, syarat KTP apa aja? makasih 🙏"
+    plain = tokens(text, opening=0)
+    marked = tokens(text, opening=3)
+    assert marked[: len(plain)] == plain
+    assert marked[len(plain) :] == [OPENING + "admin", OPENING + "mau", OPENING + "tanya"]
+    # Cue tokens are not words: a short comment marks its words only.
+    assert tokens("rusak!", opening=8)[-2:] == [OPENING + "rusak", OPENING + "!"]
+    assert not any(t.startswith(OPENING) for t in plain)
+
+
+@given(st.text(max_size=200))
+@settings(max_examples=200, deadline=None)
+def test_the_mark_never_comes_from_the_text(text: str) -> None:
+    assert not any(t.startswith(OPENING) for t in tokens(text, opening=0))
+    assert sum(t.startswith(OPENING) for t in tokens(text)) <= OPENING_WORDS
+
+
+def test_a_normalizer_pickled_before_opening_words_keeps_its_tokens() -> None:
+    fitted = TextNormalizer(opening=0).fit(["Min jalan rusak"])
+    state = dict(fitted.__getstate__())
+    del state["opening"]
+    restored = TextNormalizer.__new__(TextNormalizer)
+    restored.__setstate__(state)
+    assert restored.opening == 0
+    assert restored.tokens("Min jalan rusak") == fitted.tokens("Min jalan rusak")

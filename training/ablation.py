@@ -29,6 +29,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no cue lexicon (polarity/intent tokens)": {"use_cues": False},
     "Sastrawi stop words (drops apa/tidak/mohon...)": {"stop_words": "sastrawi"},
     "Sastrawi stop words minus cue words": {"stop_words": "sastrawi_minus_cues"},
+    "no opening-word copies": {"opening": 0},
+    "opening-word copies of 2 words (pilah: 4)": {"opening": 2},
+    "opening-word copies of 8 words": {"opening": 8},
     "drop ? and !": {"keep_punct": False},
     "drop emoji": {"keep_emoji": False},
     "Sastrawi defaults (stop words, no ?/!, no emoji)": {
