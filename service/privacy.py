@@ -1,7 +1,8 @@
 """Masking of citizens' identity numbers before a comment is stored or exported.
 
-NIK and KK numbers (16 digits, also written in groups) and phone numbers (08xx, +62 8xx,
-62 8xx) have every digit replaced by `*`; separators stay, so an admin still sees that a
+NIK and KK numbers (16 digits, also written in groups), mobile numbers (08xx, +62 8xx, 62 8xx)
+and landlines with their area code ((024) 358 4512, 0274-512345, +62 24 3584512) have every
+digit replaced by `*`; separators stay, so an admin still sees that a
 number was there and what kind. Nothing else in the text changes, and the original digits
 are not kept anywhere.
 """
@@ -22,6 +23,12 @@ _PHONE = re.compile(
     rf"(?<![\d+])(?:\+\s?\(?[6６][2２]\)?(?:{_SEP}{{0,2}}\(?[0０]\)?)?|[6６][2２]|\(?[0０])"
     rf"{_SEP}{{0,2}}\(?[8８](?:[\s./()\u2010-\u2015\u2212-]{{0,3}}\d){{7,12}}(?!\d)"
 )
+# Landlines: 0 or +62, an area code of 2-3 digits that does not start with 8 (that is a mobile
+# number) or 1, then 5-8 digits: "(024) 3584512", "0274-512345", "+62 24 3584512".
+_LANDLINE = re.compile(
+    rf"(?<![\d+])(?:\+\s?[6６][2２]{_SEP}{{0,2}}\(?|\(?[0０])[2-79２-７９]\d{{1,2}}\)?"
+    rf"{_SEP}{{0,2}}\d(?:{_SEP}?\d){{4,7}}(?!\d)"
+)
 _DIGIT = re.compile(r"\d")
 
 
@@ -31,13 +38,14 @@ def _mask(match: re.Match[str]) -> str:
 
 def mask_pii(text: str) -> tuple[str, list[str]]:
     """The text with NIK/KK and phone numbers masked, and the kinds found (`idnum`, `phone`)."""
-    if sum(ch.isdigit() for ch in text) < 9:  # neither kind fits in fewer digits
+    if sum(ch.isdigit() for ch in text) < 8:  # no kind fits in fewer digits
         return text, []
     kinds: list[str] = []
     masked, count = _ID_NUMBER.subn(_mask, text)
     if count:
         kinds.append("idnum")
-    masked, count = _PHONE.subn(_mask, masked)
-    if count:
+    masked, mobiles = _PHONE.subn(_mask, masked)
+    masked, landlines = _LANDLINE.subn(_mask, masked)
+    if mobiles or landlines:
         kinds.append("phone")
     return masked, kinds

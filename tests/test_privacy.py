@@ -1,4 +1,4 @@
-"""NIK/KK and phone numbers are masked before a comment is stored or exported."""
+"""NIK/KK, mobile and landline numbers are masked before a comment is stored or exported."""
 
 from __future__ import annotations
 
@@ -41,6 +41,10 @@ from service.privacy import mask_pii
             "nik **************** ************",
             ["idnum", "phone"],
         ),
+        ("telp rumah (024) 3584512 min", "telp rumah (***) ******* min", ["phone"]),
+        ("hub 024-7601234 / 0812 3456 7890", "hub ***-******* / **** **** ****", ["phone"]),
+        ("+62 24 3584512", "+** ** *******", ["phone"]),
+        ("kantor 0274 512345 ya", "kantor **** ****** ya", ["phone"]),
     ],
 )
 def test_identity_numbers_are_masked(text: str, masked: str, kinds: list[str]) -> None:
@@ -56,6 +60,9 @@ def test_identity_numbers_are_masked(text: str, masked: str, kinds: list[str]) -
         "tgl 12-11-2026 jam 08.30",
         "ðŸ˜‚ðŸ˜‚ mantul pak wali 👍",
         "12345678901234567",  # 17 digits: not a NIK, not a phone
+        "tgl 02/03/2024 jam 09.30-12.00",
+        "antri nomer 024 dr 300, kode pos 50132",
+        "call center 112 atau 1500 123",
     ],
 )
 def test_other_text_is_left_byte_exact(text: str) -> None:
