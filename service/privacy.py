@@ -23,12 +23,17 @@ _PHONE = re.compile(
     rf"(?<![\d+])(?:\+\s?\(?[6６][2２]\)?(?:{_SEP}{{0,2}}\(?[0０]\)?)?|[6６][2２]|\(?[0０])"
     rf"{_SEP}{{0,2}}\(?[8８](?:[\s./()\u2010-\u2015\u2212-]{{0,3}}\d){{7,12}}(?!\d)"
 )
-# Landlines: 0 or +62, an area code of 2-3 digits that does not start with 8 (that is a mobile
-# number) or 1, then 5-8 digits: "(024) 3584512", "0274-512345", "+62 24 3584512".
+# Landlines: +62 or 0, an area code of 2-3 digits that does not start with 8 (a mobile number)
+# or 1, then 5-8 digits, and any further line after a slash: "(024) 3584512", "0274-512345",
+# "+62 (0)24 358 4512", "021-5551234/5551235". No slash inside (letter numbers such as
+# 027/1234/2024), and at least 9 digits in all (dates such as 02032024 have 8).
+_LINE_SEP = "[\\s.\u2010-\u2015\u2212-]"
 _LANDLINE = re.compile(
-    rf"(?<![\d+])(?:\+\s?[6６][2２]{_SEP}{{0,2}}\(?|\(?[0０])[2-79２-７９]\d{{1,2}}\)?"
-    rf"{_SEP}{{0,2}}\d(?:{_SEP}?\d){{4,7}}(?!\d)"
+    rf"(?<![\d+])(?:\+\s?[6６][2２]{_LINE_SEP}{{0,3}}(?:\(\s?[0０]\s?\){_LINE_SEP}{{0,2}})?\(?"
+    rf"|\(?\s?[0０]\s?)[2-79２-７９]\d{{1,2}}\)?{_LINE_SEP}{{0,3}}\d(?:{_LINE_SEP}?\d){{4,7}}(?!\d)"
+    rf"(?:\s{{0,2}}/\s{{0,2}}\d(?:{_LINE_SEP}?\d){{4,7}}(?!\d))*"
 )
+_MIN_LANDLINE_DIGITS = 9
 _DIGIT = re.compile(r"\d")
 
 
@@ -36,16 +41,24 @@ def _mask(match: re.Match[str]) -> str:
     return _DIGIT.sub(MASK, match.group(0))
 
 
+def _mask_landline(match: re.Match[str]) -> str:
+    number = match.group(0)
+    if sum(ch.isdigit() for ch in number) < _MIN_LANDLINE_DIGITS:
+        return number
+    return _DIGIT.sub(MASK, number)
+
+
 def mask_pii(text: str) -> tuple[str, list[str]]:
     """The text with NIK/KK and phone numbers masked, and the kinds found (`idnum`, `phone`)."""
-    if sum(ch.isdigit() for ch in text) < 8:  # no kind fits in fewer digits
+    if sum(ch.isdigit() for ch in text) < 9:  # no kind fits in fewer digits
         return text, []
     kinds: list[str] = []
     masked, count = _ID_NUMBER.subn(_mask, text)
     if count:
         kinds.append("idnum")
     masked, mobiles = _PHONE.subn(_mask, masked)
-    masked, landlines = _LANDLINE.subn(_mask, masked)
-    if mobiles or landlines:
+    without_landlines = _LANDLINE.sub(_mask_landline, masked)
+    if mobiles or without_landlines != masked:
         kinds.append("phone")
+    masked = without_landlines
     return masked, kinds

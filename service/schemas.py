@@ -102,7 +102,8 @@ class Scores(BaseModel):
 class Feature(BaseModel):
     feature: str = Field(
         description="A stemmed word or word pair the model knows; `^word` is one of the "
-        "comment's first four words, <url>, <mention>, <neg>... a placeholder or cue."
+        "comment's first tokens (words, ?, !, emoji); <url>, <mention>, <neg>... are "
+        "placeholders and cues."
     )
     weight: float = Field(description="How far it pushed the decision (log-odds units).")
 

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import ftfy
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 StopWords = Literal["keep", "sastrawi", "sastrawi_minus_cues"]
 
@@ -37,9 +38,8 @@ URL, EMAIL, MENTION, HASHTAG, PHONE, IDNUM, NUM = (
 PLACEHOLDERS = frozenset({URL, EMAIL, MENTION, HASHTAG, PHONE, IDNUM, NUM})
 # Prefix of the opening words' copies; `raw_words` never yields it, so no word collides.
 OPENING = "^"
-# How many opening words get a marked copy. In the ablation 2-12 all help both the dev comments
-# and the LAPOR! reports, within each other's noise; 4 is the cheapest of them that does (each
-# word adds a unigram and a bigram to every comment's features: 8 cost 16% of the batch speed).
+# How many opening words get a marked copy: 2 to 6 raise the dev comments and the LAPOR! reports
+# alike (README, ablation), 8 costs dev; each word adds a unigram and a bigram to every comment.
 OPENING_WORDS = 4
 CUE_TOKENS = frozenset(
     f"x{cue}x"
@@ -361,8 +361,8 @@ def tokens(
     table: dict[str, tuple[str, ...]] | None = None,
 ) -> list[str]:
     """The model's tokens for one comment: words in order (consecutive repeats collapse:
-    cair-cair, 😭😭😭, ??), then the comment's cue tokens, which stay out of word bigrams,
-    then the first `opening` words again, marked with `OPENING`."""
+    cair-cair, 😭😭😭, ??), then the comment's cue tokens, after the words so that they never
+    split a word bigram, then the first `opening` words again, marked with `OPENING`."""
     return tokens_of_words(
         raw_words(text, keep_punct, keep_emoji),
         do_stem=do_stem,
@@ -403,6 +403,24 @@ def tokens_of_words(
                 out.append(token)
                 last = token
     return out + cue_tokens + [OPENING + token for token in out[:opening]]
+
+
+def _joins_opening(gram: str) -> bool:
+    """An n-gram across the end of a comment and the copies of its first words (`bulan ^admin`)."""
+    marked = [part.startswith(OPENING) for part in gram.split(" ")]
+    return any(marked) and not all(marked)
+
+
+class OpeningTfidfVectorizer(TfidfVectorizer):
+    """TF-IDF over word n-grams, minus those that join the end of a comment to the copies of
+    its opening words: they mean nothing, and rare ones got large weights. The
+    vocabulary simply lacks them, so the serving fast path, which looks n-grams up in the
+    vocabulary, drops them the same way. (`_word_ngrams` is scikit-learn's private hook for
+    word n-grams; artifacts refuse another scikit-learn version.)"""
+
+    def _word_ngrams(self, tokens: list[str], stop_words: Any = None) -> list[str]:
+        grams: list[str] = super()._word_ngrams(tokens, stop_words)
+        return [gram for gram in grams if OPENING not in gram or not _joins_opening(gram)]
 
 
 def normalize(text: str) -> str:

@@ -45,6 +45,10 @@ from service.privacy import mask_pii
         ("hub 024-7601234 / 0812 3456 7890", "hub ***-******* / **** **** ****", ["phone"]),
         ("+62 24 3584512", "+** ** *******", ["phone"]),
         ("kantor 0274 512345 ya", "kantor **** ****** ya", ["phone"]),
+        ("024 - 358 4512", "*** - *** ****", ["phone"]),
+        ("+62 (0)24 3584512", "+** (*)** *******", ["phone"]),
+        ("telp (0 24) 3584512", "telp (* **) *******", ["phone"]),
+        ("021-5551234/5551235 ext 12", "***-*******/******* ext 12", ["phone"]),
     ],
 )
 def test_identity_numbers_are_masked(text: str, masked: str, kinds: list[str]) -> None:
@@ -63,6 +67,9 @@ def test_identity_numbers_are_masked(text: str, masked: str, kinds: list[str]) -
         "tgl 02/03/2024 jam 09.30-12.00",
         "antri nomer 024 dr 300, kode pos 50132",
         "call center 112 atau 1500 123",
+        "lahir 05061990, tgl 02032024",
+        "surat nomor 027/1234/2024, SK 045/123/2024, nomor 470/0231/2023",
+        "kode booking 0312 4567, tiket 027 12345, harga Rp 025.000",
     ],
 )
 def test_other_text_is_left_byte_exact(text: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from service.text import (
     HASHTAG,
@@ -15,6 +16,7 @@ from service.text import (
     OPENING_WORDS,
     PHONE,
     URL,
+    OpeningTfidfVectorizer,
     TextNormalizer,
     clean,
     lexicon,
@@ -197,3 +199,23 @@ def test_a_normalizer_pickled_before_opening_words_keeps_its_tokens() -> None:
     restored.__setstate__(state)
     assert restored.opening == 0
     assert restored.tokens("Min jalan rusak") == fitted.tokens("Min jalan rusak")
+
+
+def test_no_ngram_joins_a_comment_to_its_opening_copies() -> None:
+    comments = [
+        "Min mau tanya, syarat KTP apa aja? makasih 🙏",
+        "dalane jebros mbok di genahi 😡😡",
+        "usul taman baru di Tlogosari",
+        "wkwk",
+    ]
+    docs = [normalize(text) for text in comments]
+    options = {"token_pattern": r"\S+", "lowercase": False, "ngram_range": (1, 3)}
+    pruned = set(OpeningTfidfVectorizer(**options).fit(docs).vocabulary_)
+    plain = set(TfidfVectorizer(**options).fit(docs).vocabulary_)
+
+    def mixed(gram: str) -> bool:
+        return len({part.startswith(OPENING) for part in gram.split(" ")}) > 1
+
+    assert any(mixed(gram) for gram in plain)
+    assert pruned == {gram for gram in plain if not mixed(gram)}
+    assert {"admin mau", "^admin ^mau", "^admin ^mau ^tanya", "^wkwk"} <= pruned
