@@ -43,9 +43,7 @@ def _mask(match: re.Match[str]) -> str:
 
 def _mask_landline(match: re.Match[str]) -> str:
     number = match.group(0)
-    if sum(ch.isdigit() for ch in number) < _MIN_LANDLINE_DIGITS:
-        return number
-    return _DIGIT.sub(MASK, number)
+    return number if sum(ch.isdigit() for ch in number) < _MIN_LANDLINE_DIGITS else _mask(match)
 
 
 def mask_pii(text: str) -> tuple[str, list[str]]:

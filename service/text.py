@@ -407,6 +407,8 @@ def tokens_of_words(
 
 def _joins_opening(gram: str) -> bool:
     """An n-gram across the end of a comment and the copies of its first words (`bulan ^admin`)."""
+    if OPENING not in gram:  # most n-grams: no split needed
+        return False
     marked = [part.startswith(OPENING) for part in gram.split(" ")]
     return any(marked) and not all(marked)
 
@@ -420,7 +422,7 @@ class OpeningTfidfVectorizer(TfidfVectorizer):
 
     def _word_ngrams(self, tokens: list[str], stop_words: Any = None) -> list[str]:
         grams: list[str] = super()._word_ngrams(tokens, stop_words)
-        return [gram for gram in grams if OPENING not in gram or not _joins_opening(gram)]
+        return [gram for gram in grams if not _joins_opening(gram)]
 
 
 def normalize(text: str) -> str:
