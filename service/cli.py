@@ -58,9 +58,11 @@ def _print_metrics(metrics: dict[str, Any]) -> None:
         extra = f" (before calibration {before:.3f})" if before is not None else ""
         typer.echo(f"  ECE {calibration['ece']:.3f}{extra}")
     if metrics.get("background_rows"):
+        from training.background import describe_share
+
         typer.echo(
             f"  trained with {metrics['background_rows']} background rows "
-            f"(share per fold: {', '.join(f'{x:g}' for x in metrics['background_shares'])})"
+            f"(share per fold: {', '.join(map(describe_share, metrics['background_shares']))})"
         )
 
 
@@ -68,7 +70,8 @@ BackgroundFlag = Annotated[
     bool,
     typer.Option(
         help="With --data: mix in the seed dataset (datasets/) as background rows, weighing "
-        "0.2, 1 or 5 times the data's rows as CV chooses (0.2 without --tune)."
+        "0.2 to 1, 1 to 5 or 5 to 25 times the data's rows (a blend of the two) as CV chooses "
+        "(0.2 to 1 without --tune)."
     ),
 ]
 

@@ -81,13 +81,15 @@ class ServingModel:
 
     def words(self, text: str) -> signals.Words:
         """Raw words (for the signals) and model tokens of one comment."""
-        return signals.Words(*self.fast.normalizer.words_and_tokens(text))
+        raw, stems = self.fast.normalizer.words_and_tokens(text)
+        return signals.Words(raw, stems, text)
 
     # --- analysis -----------------------------------------------------------------------
 
     def analyse_one(self, text: str) -> dict[str, Any]:
         fast = self.fast
-        words = signals.Words(*fast.normalizer.words_and_tokens(text))
+        raw, stems = fast.normalizer.words_and_tokens(text)
+        words = signals.Words(raw, stems, text)
         indices, values, class_weights, logits = fast.score_one(words.stems)
         probabilities = fast.probabilities_one(logits)
         top, second = explain.top_two_of(probabilities)

@@ -13,15 +13,17 @@ from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from itertools import pairwise
 
+from service.privacy import mask_pii
 from service.text import EMAIL, IDNUM, MENTION, NUM, PHONE, URL, raw_words, tokens
 
 
 class Words:
     """A comment's raw words and model tokens, with the n-gram sets the rules look up."""
 
-    __slots__ = ("_bigrams", "raw", "raw_unigrams", "stems", "unigrams")
+    __slots__ = ("_bigrams", "raw", "raw_unigrams", "stems", "text", "unigrams")
 
-    def __init__(self, raw: Sequence[str], stems: Sequence[str]) -> None:
+    def __init__(self, raw: Sequence[str], stems: Sequence[str], text: str = "") -> None:
+        self.text = text  # the comment itself, for the few checks that need its digits
         self.raw = raw = tuple(raw)
         self.stems = stems = tuple(stems)
         self.raw_unigrams = frozenset(raw)
@@ -51,7 +53,7 @@ class Words:
     @classmethod
     def from_text(cls, text: str) -> Words:
         """Raw words and default-pipeline tokens of a text (for tests and one-off use)."""
-        return cls(raw_words(text), tokens(text))
+        return cls(raw_words(text), tokens(text), text)
 
     def __repr__(self) -> str:
         return f"Words(raw={self.raw!r}, stems={self.stems!r})"
@@ -269,19 +271,29 @@ def _has_link(words: Words) -> bool:
 
 PII_PLACEHOLDERS = frozenset({PHONE, IDNUM, EMAIL})
 ACCOUNT_WORDS = frozenset({"rekening", "rek", "norek", "nomor rekening"})
+_MAY_HIDE_PII = frozenset({NUM, URL})
+
+
+# What `service.privacy` masks, as the placeholders the text pipeline would have given.
+_MASKED_AS = {"phone": PHONE, "idnum": IDNUM}
 
 
 def pii_cues(words: Words) -> list[str]:
-    """NIK/KK numbers, phone numbers, e-mail addresses, bank account numbers."""
-    found = sorted(PII_PLACEHOLDERS & words.raw_unigrams)
+    """NIK/KK numbers, phone numbers, e-mail addresses, bank account numbers. Whatever
+    `service.privacy` masks before storing counts too (a landline, or a number inside a link,
+    reaches the text pipeline as a plain number or a URL)."""
+    found = set(PII_PLACEHOLDERS & words.raw_unigrams)
+    if words.text and not words.raw_unigrams.isdisjoint(_MAY_HIDE_PII):
+        found.update(_MASKED_AS[kind] for kind in mask_pii(words.text)[1])
+    cues = sorted(found)
     if ACCOUNT_WORDS.isdisjoint(words.raw_unigrams):
-        return found
+        return cues
     raw = words.raw
     for i, word in enumerate(raw):
         if word in ACCOUNT_WORDS and NUM in raw[i + 1 : i + 4]:
-            found.append("rekening")
+            cues.append("rekening")
             break
-    return found
+    return cues
 
 
 # --- topics -------------------------------------------------------------------------------

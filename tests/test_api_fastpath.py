@@ -45,6 +45,7 @@ from service.http import BodySizeLimitMiddleware
 from service.inference import ServingModel
 from service.labels import LABELS
 from service.model import FastClassifier, LoadedModel
+from service.privacy import mask_pii
 from service.security import Caller
 from service.settings import Settings
 
@@ -152,6 +153,8 @@ TEXTS = [
     PRAISE,
     "Min kok blm cair2 bansos PKH ny?? udh 3 bln 😭😭",
     "dalane jebros mbok di genahi",
+    "omah kebanjiran, tlg hub (024) 3584512 njeh",
+    "surat no 027/1234/2024 kok blm diproses, hub 0812-3456-7890",
     "matur nuwun sanget pak, dalanipun sampun dipun dandosi",
     "punten, ieu jalan teh rusak pisan",
     "Mantulll pak wali 👍👍",
@@ -761,7 +764,8 @@ def reference_features(fast: FastClassifier, tokens: Any) -> tuple[list[int], np
 
 
 class ReferenceWords:
-    def __init__(self, raw: Any, stems: Any) -> None:
+    def __init__(self, raw: Any, stems: Any, text: str = "") -> None:
+        self.text = text
         self.raw = tuple(raw)
         self.stems = tuple(stems)
         self.raw_unigrams = frozenset(self.raw)
@@ -773,8 +777,8 @@ def _pairs(words: Any) -> list[str]:
     return [f"{a} {b}" for a, b in pairwise(words)]
 
 
-def reference_words(raw: Any, stems: Any) -> Any:
-    return ReferenceWords(raw, stems)
+def reference_words(raw: Any, stems: Any, text: str = "") -> Any:
+    return ReferenceWords(raw, stems, text)
 
 
 def reference_match(words: Any) -> dict[str, list[str]]:
@@ -802,6 +806,12 @@ def reference_urgent(words: Any) -> list[str]:
 
 def reference_pii(words: Any) -> list[str]:
     found = sorted(signals.PII_PLACEHOLDERS & words.raw_unigrams)
+    masked = mask_pii(words.text)[1]
+    found = sorted(
+        set(found)
+        | ({signals.PHONE} if "phone" in masked else set())
+        | ({signals.IDNUM} if "idnum" in masked else set())
+    )
     raw = words.raw
     for i, word in enumerate(raw):
         if word in signals.ACCOUNT_WORDS and signals.NUM in raw[i + 1 : i + 4]:
@@ -864,7 +874,7 @@ def reference_result(
 
 def reference_analyse_one(model: ServingModel, text: str) -> dict[str, Any]:
     fast = model.fast
-    words = reference_words(*fast.normalizer.words_and_tokens(text))
+    words = reference_words(*fast.normalizer.words_and_tokens(text), text)
     indices, values = reference_features(fast, words.stems)
     logits = values @ fast.weights[indices] + fast.intercept if indices else fast.intercept.copy()
     probabilities = fast.probabilities(logits)
@@ -894,7 +904,7 @@ def test_analysis_is_byte_identical_to_the_reference(
     batch = serving.analyse_many(texts)
     for text, result in zip(texts, batch, strict=True):
         fast = serving.fast
-        words = reference_words(*fast.normalizer.words_and_tokens(text))
+        words = reference_words(*fast.normalizer.words_and_tokens(text), text)
         assert result["flags"] == reference_signals(words, result["label"], result["scores"]).flags
     assert orjson.dumps(batch) == orjson.dumps(serving.analyse_many(list(texts)))
 
@@ -1033,7 +1043,7 @@ def test_bigrams_from_finds_every_phrase_bigrams_finds(
 def test_signals_match_the_reference(serving: ServingModel) -> None:
     for text in TEXTS + EMPTY_TEXTS + dev_comments():
         raw, stems = serving.fast.normalizer.words_and_tokens(text)
-        new, old = signals.Words(raw, stems), ReferenceWords(raw, stems)
+        new, old = signals.Words(raw, stems, text), ReferenceWords(raw, stems, text)
         assert signals.MATCHER.match(new) == reference_match(old)
         assert signals.urgent_cues(new) == reference_urgent(old)
         assert signals.pii_cues(new) == reference_pii(old)

@@ -96,6 +96,12 @@ def test_not_spam(text: str) -> None:
         ("email saya budi.santoso@gmail.com", ["xemailx"]),
         ("transfer ke rekening 1234567890", ["rekening"]),
         ("jalan rusak di RT 05 RW 03", []),
+        ("omah kebanjiran, tlg hub (024) 3584512 njeh", ["xphonex"]),
+        ("telp kantor lurah 024-358 4512 gk pernah diangkat", ["xphonex"]),
+        ("NIK 3374010101010001, rumah +62 24 3584512", ["xidnumx", "xphonex"]),
+        ("surat no 027/1234/2024 blm diproses", []),
+        ("antri dr tgl 02032024 jam 09.30", []),
+        ("harga beras 12.500 skrg 14.000/kg", []),
     ],
 )
 def test_pii(text: str, expected: list[str]) -> None:

@@ -8,24 +8,30 @@ from typing import Any
 
 import numpy as np
 import pytest
+from scipy.optimize import minimize_scalar
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import Pipeline
 from sklearn.utils import estimator_checks as checks
 
 from service.cli import _background_paths
 from service.model import load_model
 from service.text import TextNormalizer
 from tests.conftest import write_csv
-from training.background import WithBackground, usable_background
+from training.background import WithBackground, describe_share, usable_background
 from training.data import default_data_paths, load_labelled
 from training.train import (
     BACKGROUND_SHARES,
     Background,
+    calibrated_trainable,
     cross_validate,
+    fitted_pipeline,
     param_grid,
     text_model,
     train,
+    trainable,
 )
 
 DATA = ["jalan rusak parah", "lampu mati", "kapan dibuka ?", "syaratnya apa ?"]
@@ -99,6 +105,105 @@ def test_background_rows_teach_words_the_data_lacks() -> None:
     with_rows = WithBackground(text_model(), *background, share=1.0).fit(DATA, LABELS)
     complaint = list(without.classes_).index("complaint")
     assert with_rows.predict_proba(probe)[0, complaint] > without.predict_proba(probe)[0, complaint]
+
+
+BACKGROUND = (
+    ["sampah numpuk gk diangkut2", "usul min dibangun taman", "kapan posyandu buka ?"] * 2,
+    ["complaint", "complaint", "question"] * 2,
+)
+
+
+def test_a_blend_of_shares_averages_the_models_of_each_share() -> None:
+    blend = WithBackground(text_model(), *BACKGROUND, share=(0.2, 1.0)).fit(DATA, LABELS)
+    alone = [WithBackground(text_model(), *BACKGROUND, share=s).fit(DATA, LABELS) for s in (0.2, 1)]
+    coefs = [m.estimator_.named_steps["classify"].coef_ for m in alone]
+    assert not np.allclose(coefs[0], coefs[1])  # the shares do make different models
+    vocabulary = blend.estimator_.named_steps["vectorize"].vocabulary_
+    assert vocabulary == alone[0].estimator_.named_steps["vectorize"].vocabulary_
+    blended = blend.estimator_.named_steps["classify"]
+    np.testing.assert_allclose(blended.coef_, (coefs[0] + coefs[1]) / 2)
+    intercepts = [m.estimator_.named_steps["classify"].intercept_ for m in alone]
+    np.testing.assert_allclose(blended.intercept_, (intercepts[0] + intercepts[1]) / 2)
+    scores = blend.decision_function(DATA)
+    np.testing.assert_allclose(
+        scores, (alone[0].decision_function(DATA) + alone[1].decision_function(DATA)) / 2
+    )
+    assert blend.background_rows_ == 6
+
+
+@pytest.mark.parametrize(
+    ("estimator", "share", "message"),
+    [
+        (text_model(), (), "share"),
+        (text_model(), (0.0, 1.0), "must not contain 0"),
+        (text_model(), (0.2, -1.0), "share"),
+        (WeightSpy(), (0.2, 1.0), "Pipeline"),
+        (
+            Pipeline([("x", text_model().named_steps["vectorize"]), ("y", WeightSpy())]),
+            (0.2, 1.0),
+            "linear",
+        ),
+    ],
+)
+def test_a_blend_needs_positive_shares_and_a_linear_pipeline(
+    estimator: Any, share: Any, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        WithBackground(estimator, *BACKGROUND, share=share).fit(DATA, LABELS)
+
+
+def test_shares_are_described_as_the_cli_prints_them() -> None:
+    assert describe_share(0.2) == "0.2"
+    assert describe_share((0.2, 1.0)) == "0.2+1"
+    assert describe_share([1, 5]) == "1+5"
+
+
+def test_with_background_the_temperature_is_fitted_on_the_datasets_own_rows(
+    seed_rows: list[dict[str, str]],
+) -> None:
+    """The model inside temperature scaling learns with the background rows (CalibratedClassifierCV
+    hands it label codes, not names), the calibrator sees the out-of-fold scores of the
+    dataset's rows only, and the artifact keeps the fast path's layout."""
+    rng = np.random.default_rng(3)
+    picked = rng.choice(len(seed_rows), 1000, replace=False)
+    own = [seed_rows[i] for i in picked[:150] if seed_rows[i]["label"] != "other"]
+    extra = [seed_rows[i] for i in picked[150:900]]
+    unseen = [seed_rows[i]["text"] for i in picked[900:]]
+    texts, labels = [r["text"] for r in own], [r["label"] for r in own]
+    background = Background([r["text"] for r in extra], [r["label"] for r in extra], [])
+    fitted = calibrated_trainable("logreg", None, 3, 13, background, (0.2, 1.0), labels)
+    pipeline = fitted_pipeline(fitted.fit(texts, labels))
+    calibrated = pipeline.named_steps["classify"]
+    (member,) = calibrated.calibrated_classifiers_
+    assert isinstance(member.estimator, LogisticRegression)
+    assert list(calibrated.classes_) == sorted(set(labels))
+
+    blend = trainable(text_model(), background, (0.2, 1.0))
+    refit = blend.fit(texts, labels)
+    vocabulary = refit.estimator_.named_steps["vectorize"].vocabulary_
+    assert pipeline.named_steps["vectorize"].vocabulary_ == vocabulary
+    np.testing.assert_allclose(
+        member.estimator.coef_, refit.estimator_.named_steps["classify"].coef_
+    )
+    assert list(pipeline.predict(unseen)) == list(refit.predict(unseen))
+
+    scores = np.zeros((len(texts), len(calibrated.classes_)))
+    for train_rows, test_rows in StratifiedKFold(3, shuffle=True, random_state=13).split(
+        texts, labels
+    ):
+        fold = clone(blend).fit([texts[i] for i in train_rows], [labels[i] for i in train_rows])
+        assert fold.background_rows_ == len(extra) - sum(r["label"] == "other" for r in extra)
+        scores[test_rows] = fold.decision_function([texts[i] for i in test_rows])
+    truth = np.searchsorted(calibrated.classes_, labels)
+
+    def loss(beta: float) -> float:
+        logits = beta * scores
+        logits -= logits.max(axis=1, keepdims=True)
+        log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        return -float(log_p[np.arange(len(truth)), truth].mean())
+
+    best = minimize_scalar(loss, bounds=(1e-3, 100), method="bounded").x
+    assert float(member.calibrators[0].beta_) == pytest.approx(best, rel=0.02)
 
 
 def test_prior_estimator_shows_the_weighted_class_balance() -> None:
@@ -206,7 +311,7 @@ def test_cv_prints_the_background(small_train_csv: Path, tmp_path: Path) -> None
     data = write_csv(tmp_path / "few.csv", few)
     result = CliRunner().invoke(app, ["cv", "--data", str(data), "--folds", "3", "--no-tune"])
     assert result.exit_code == 0, result.output
-    assert "background rows (share per fold: 0.2, 0.2, 0.2)" in result.stdout
+    assert "background rows (share per fold: 0.2+1, 0.2+1, 0.2+1)" in result.stdout
 
 
 def test_search_with_background_keeps_bigrams_and_adds_the_share() -> None:

@@ -53,10 +53,11 @@ PARAM_GRIDS: dict[str, dict[str, list[Any]]] = {
 BACKGROUND_PARAM_GRIDS: dict[str, dict[str, list[Any]]] = {
     "logreg": {"vectorize__ngram_range": [(1, 2)]},
 }
-# What all background rows together may weigh against the dataset's rows; CV chooses. The
-# closer a dataset is to the seed's register, the more the background helps (on LAPOR!'s formal
-# reports 0.2 did best, on the 303 real dev comments 5).
-BACKGROUND_SHARES = [0.2, 1.0, 5.0]
+# What all background rows together may weigh against the dataset's rows, CV choosing: each
+# candidate blends two shares (`training.background`). The closer a dataset is to the seed's
+# register, the more background it wants: LAPOR!'s formal reports 0.2 to 1, the 303 real dev
+# comments 5 to 25. A share picked alone was noisier than either neighbour fixed.
+BACKGROUND_SHARES: list[float | tuple[float, ...]] = [(0.2, 1.0), (1.0, 5.0), (5.0, 25.0)]
 NORMALIZER_PARAMS: dict[str, Any] = {}
 # Folds in parallel: same results as sequential (each fit is deterministic), ~2x faster here.
 N_JOBS = 2
@@ -170,16 +171,62 @@ def prepare_background(
     return Background(texts, labels, list(paths)) if texts else None
 
 
-def trainable(model: Any, background: Background | None, share: float = 0.0) -> Any:
+Share = float | tuple[float, ...]
+
+
+def trainable(model: Any, background: Background | None, share: Share = 0.0) -> Any:
     """`model`, wrapped to learn with the background rows when there are any."""
     if background is None:
         return model
     return WithBackground(model, background.texts, background.labels, share)
 
 
+def calibrated_trainable(
+    classifier: Classifier,
+    params: dict[str, Any] | None,
+    folds: int,
+    seed: int,
+    background: Background | None,
+    share: Share,
+    labels: Sequence[str],
+) -> Any:
+    """What `train` fits on rows labelled `labels`: the calibrated text model, and with
+    background rows the text model learning with them inside temperature scaling, so that the
+    temperature is fitted on the dataset's own out-of-fold scores (the register the model will
+    see), not the background's."""
+    if background is None:
+        return calibrated_model(classifier, params, folds, seed)
+    # CalibratedClassifierCV hands its estimator label codes (LabelEncoder's order) when it
+    # calibrates string labels by temperature: the background rows must carry the same codes.
+    code = {label: i for i, label in enumerate(sorted(set(labels)))}
+    rows = [
+        (t, code[y]) for t, y in zip(background.texts, background.labels, strict=True) if y in code
+    ]
+    return CalibratedClassifierCV(
+        WithBackground(
+            text_model(classifier, params, seed),
+            [t for t, _ in rows],
+            [y for _, y in rows],
+            share,
+        ),
+        method="temperature",
+        ensemble=False,
+        cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+        n_jobs=N_JOBS,
+    )
+
+
 def fitted_pipeline(fitted: Any) -> Pipeline:
-    """The fitted pipeline inside what `trainable` returned."""
-    return fitted.estimator_ if isinstance(fitted, WithBackground) else fitted
+    """The fitted vectorizer + calibrated classifier inside what `calibrated_trainable`
+    returned, in the layout of `calibrated_model` (the artifact's and the fast path's)."""
+    if isinstance(fitted, Pipeline):
+        return fitted
+    (member,) = fitted.calibrated_classifiers_
+    learned = member.estimator.estimator_  # WithBackground's fitted text model
+    # Same scores: the calibrator maps the text model's decision function, which is its
+    # classifier's on the vectorizer's output.
+    member.estimator = learned.named_steps["classify"]
+    return Pipeline([("vectorize", learned.named_steps["vectorize"]), ("classify", fitted)])
 
 
 def param_grid(classifier: Classifier, background: Background | None) -> dict[str, list[Any]]:
@@ -198,12 +245,12 @@ def _fold_probabilities(
     test_rows: np.ndarray,
     classifier: Classifier,
     params: dict[str, Any] | None,
-    share: float,
+    share: Share,
     tune: bool,
     folds: int,
     seed: int,
     background: Background | None,
-) -> tuple[np.ndarray, np.ndarray, float]:
+) -> tuple[np.ndarray, np.ndarray, Share]:
     """Uncalibrated and calibrated probabilities on one held-out fold, and the background share
     used. With `tune`, the parameters are chosen inside the training rows; temperature scaling
     keeps the arg-max, so one search on the uncalibrated model serves both."""
@@ -211,9 +258,8 @@ def _fold_probabilities(
     x_test = list(normalized[test_rows])
     if tune:
         params, share, _ = select_params(x_train, y_train, classifier, folds, seed, background)
-    fitted = trainable(calibrated_model(classifier, params, folds, seed), background, share)
-    fitted.fit(x_train, y_train)
-    pipeline = fitted_pipeline(fitted)
+    fitted = calibrated_trainable(classifier, params, folds, seed, background, share, y_train)
+    pipeline = fitted_pipeline(fitted.fit(x_train, y_train))
     features = pipeline.named_steps["vectorize"].transform(x_test)
     calibrated = pipeline.named_steps["classify"]
     # With ensemble=False the calibrated model holds the classifier refitted on all the
@@ -231,7 +277,7 @@ def cross_validate(
     tune: bool = False,
     normalizer_params: dict[str, Any] | None = None,
     background: Sequence[Path] | None = None,
-    share: float = BACKGROUND_SHARES[0],
+    share: Share = BACKGROUND_SHARES[0],
 ) -> dict[str, Any]:
     """Out-of-fold metrics of the training pipeline on a dataset, with ECE before and after
     calibration. `background` files are mixed into each training fold, at `share` or, with
@@ -256,7 +302,7 @@ def out_of_fold_metrics(
     params: dict[str, Any] | None,
     tune: bool,
     rows: Background | None,
-    share: float,
+    share: Share,
 ) -> dict[str, Any]:
     """`cross_validate` on texts already normalised, with the background already prepared
     (`train` has both at hand)."""
@@ -338,7 +384,7 @@ def select_params(
     folds: int,
     seed: int,
     background: Background | None = None,
-) -> tuple[dict[str, Any], float, float]:
+) -> tuple[dict[str, Any], Share, float]:
     """(text model parameters, background share, their CV macro-F1), chosen by grid search.
     No refit: the caller fits the model it needs with these parameters."""
     search = GridSearchCV(
@@ -351,7 +397,7 @@ def select_params(
     )
     search.fit(list(normalized), list(labels))
     chosen = dict(search.best_params_)
-    share = float(chosen.pop("share", 0.0))
+    share = chosen.pop("share", 0.0)
     params = {k.removeprefix("estimator__"): v for k, v in chosen.items()}
     return params, share, float(search.best_score_)
 
@@ -385,9 +431,8 @@ def train(
         if tune
         else ({}, BACKGROUND_SHARES[0] if rows else 0.0, float("nan"))
     )
-    fitted = trainable(calibrated_model(classifier, params, folds, seed), rows, share)
-    fitted.fit(normalized, dataset.labels)
-    tail = fitted_pipeline(fitted)
+    fitted = calibrated_trainable(classifier, params, folds, seed, rows, share, dataset.labels)
+    tail = fitted_pipeline(fitted.fit(normalized, dataset.labels))
     pipeline = Pipeline(
         [
             ("normalize", normalizer),
