@@ -88,8 +88,7 @@ class ServingModel:
 
     def analyse_one(self, text: str) -> dict[str, Any]:
         fast = self.fast
-        raw, stems = fast.normalizer.words_and_tokens(text)
-        words = signals.Words(raw, stems, text)
+        words = self.words(text)
         indices, values, class_weights, logits = fast.score_one(words.stems)
         probabilities = fast.probabilities_one(logits)
         top, second = explain.top_two_of(probabilities)

@@ -8,8 +8,9 @@ cross-validation chooses `share` (0 switches the background off).
 How much the background should weigh depends on how close the dataset's register is to the
 seed's, and a share picked by cross-validation on a few hundred rows is itself noisy: on
 LAPOR!'s reports the folds picked 0.2 in some and 1 in others, and scored 0.718 macro-F1 where
-0.2 for every fold scored 0.728. A tuple of shares therefore fits one linear model per share and averages their
-coefficients: one linear model again, that hedges between the shares instead of betting on one.
+0.2 for every fold scored 0.728. A tuple of shares therefore fits one linear model per share
+and averages their coefficients: one linear model again, that hedges between the shares
+instead of betting on one.
 """
 
 from __future__ import annotations
